@@ -22,7 +22,9 @@ def register(name: str) -> Callable[[type[ClassificationLoss]], type[Classificat
 
     def add(cls: type[ClassificationLoss]) -> type[ClassificationLoss]:
         if name in LOSSES and LOSSES[name] is not cls:
-            raise ValueError(f"loss name {name!r} is registered twice ({LOSSES[name].__name__}, {cls.__name__})")
+            raise ValueError(
+                f"loss name {name!r} is registered twice ({LOSSES[name].__name__}, {cls.__name__})"
+            )
         LOSSES[name] = cls
         return cls
 

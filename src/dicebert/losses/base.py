@@ -31,14 +31,22 @@ class ClassificationLoss(nn.Module):
             )
         counts = None if class_counts is None else torch.as_tensor(list(class_counts), dtype=torch.float64)
         if counts is not None and (counts.ndim != 1 or (counts <= 0).any()):
-            raise ValueError(f"class_counts must be positive integers, one per class; got {list(class_counts)}")
+            raise ValueError(
+                f"class_counts must be positive integers, one per class; got {list(class_counts)}"
+            )
         self.register_buffer("class_counts", counts, persistent=False)
 
-    def set_epoch(self, epoch: int) -> None:  # noqa: B027 - optional hook, most losses are stateless
+    def set_epoch(self, epoch: int) -> None:  # optional hook: most losses are stateless
         """Called by the LightningModule at each epoch start (schedules such as LDAM-DRW use it)."""
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         check_inputs(logits, targets)
+        if self.needs_class_counts and self.class_counts.numel() != logits.shape[1]:
+            raise ValueError(
+                f"{type(self).__name__} was built with {self.class_counts.numel()} class counts "
+                f"but got logits with C={logits.shape[1]} classes"
+            )
+        # float64 stays float64 (gradcheck); everything else, bf16/fp16 included, runs in float32.
         with torch.autocast(device_type=logits.device.type, enabled=False):
             return self.compute(logits.float() if logits.dtype != torch.float64 else logits, targets)
 
@@ -55,7 +63,8 @@ def check_inputs(logits: Tensor, targets: Tensor) -> None:
         raise ValueError(f"logits must be floating point; got {logits.dtype}; {expected}")
     if targets.ndim != 1 or targets.shape[0] != logits.shape[0]:
         raise ValueError(
-            f"targets must be 1-D with N={logits.shape[0]} entries; got shape {tuple(targets.shape)}; {expected}"
+            f"targets must be 1-D with N={logits.shape[0]} entries; "
+            f"got shape {tuple(targets.shape)}; {expected}"
         )
     if targets.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
         raise ValueError(f"targets must be integer class ids; got {targets.dtype}; {expected}")
@@ -67,4 +76,29 @@ def check_inputs(logits: Tensor, targets: Tensor) -> None:
 
 
 def one_hot(targets: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
+    """``[N, C]`` one-hot targets in the loss's compute dtype."""
     return nn.functional.one_hot(targets.long(), num_classes).to(dtype)
+
+
+WEIGHTINGS = ("inverse", "sqrt", "effective_number")
+
+
+def class_weights(counts: Tensor, weighting: str, beta: float = 0.999) -> Tensor:
+    """Per-class weights from training counts, normalised to sum to C (so ``w = 1`` means unweighted).
+
+    ``inverse``: ∝ 1/n_c (N/(C·n_c) before normalising); ``sqrt``: ∝ n_c^−½; ``effective_number``
+    (Cui et al. 2019): ∝ (1−β)/(1−β^n_c). Normalising keeps the loss on CE's scale whatever the scheme.
+    """
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"unknown weighting {weighting!r}; choose one of {', '.join(WEIGHTINGS)}")
+    if not 0.0 <= beta < 1.0:
+        raise ValueError(f"effective-number beta must be in [0, 1); got {beta}")
+    counts = counts.double()
+    if weighting == "inverse":
+        raw = counts.sum() / (counts.numel() * counts)
+    elif weighting == "sqrt":
+        raw = counts.rsqrt()
+    else:
+        # 1 − β^n computed as −expm1(n·log β): exact for β near 1, where 1 − β^n cancels.
+        raw = (1.0 - beta) / -torch.expm1(counts * torch.log(torch.tensor(beta, dtype=torch.float64)))
+    return raw * (counts.numel() / raw.sum())

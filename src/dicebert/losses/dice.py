@@ -58,7 +58,7 @@ class DiceLoss(ClassificationLoss):
         self.power = 2 if squared else 1
         self.smooth_nr = smooth_nr
         self.smooth_dr = smooth_dr
-        w = None if weight is None else torch.as_tensor(list(weight), dtype=torch.float32)
+        w = None if weight is None else torch.as_tensor(list(weight), dtype=torch.float64)
         self.register_buffer("weight", w, persistent=False)
 
     def per_class_dice(self, probs: Tensor, targets: Tensor) -> Tensor:
@@ -106,3 +106,74 @@ class DiceCELoss(ClassificationLoss):
         return self.lambda_dice * self.dice.compute(logits, targets) + self.lambda_ce * self.ce.compute(
             logits, targets
         )
+
+
+@register("tversky")
+class TverskyLoss(ClassificationLoss):
+    """Salehi et al. 2017: ``1 − mean_c (tp_c + s) / (tp_c + α·fp_c + β·fn_c + s)`` over the batch.
+
+    On softmax probabilities: tp = Σp·y, fp = Σp·(1−y), fn = Σ(1−p)·y. α weighs false positives,
+    β false negatives (β > α favours recall of rare classes); α = β = 0.5 is Dice with k = 1 and
+    smoothing 2s. ``smooth`` plays the role it has in ``dice``: an absent class still gets a gradient.
+    """
+
+    batch_level = True
+
+    def __init__(
+        self,
+        class_counts: Sequence[int] | None = None,
+        alpha: float = 0.3,
+        beta: float = 0.7,
+        smooth: float = 1.0,
+    ) -> None:
+        super().__init__(class_counts)
+        if alpha < 0 or beta < 0 or smooth <= 0:
+            raise ValueError(f"need alpha, beta >= 0 and smooth > 0; got {alpha}, {beta}, {smooth}")
+        self.alpha = alpha
+        self.beta = beta
+        self.smooth = smooth
+
+    def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
+        probs = torch.softmax(logits, dim=1)
+        y = one_hot(targets, probs.shape[1], probs.dtype)
+        tp = (probs * y).sum(dim=0)
+        fp = probs.sum(dim=0) - tp
+        fn = y.sum(dim=0) - tp
+        index = (tp + self.smooth) / (tp + self.alpha * fp + self.beta * fn + self.smooth)
+        return 1.0 - index.mean()
+
+
+@register("generalized_dice")
+class GeneralizedDiceLoss(ClassificationLoss):
+    """Sudre et al. 2017: ``1 − (2 Σ_c w_c Σp·y + s_nr) / (Σ_c w_c Σ(p + y) + s_dr)``, ``w_c = 1/(Σy_c)²``.
+
+    A class absent from the batch would get an infinite weight. As in MONAI, it gets the largest
+    weight among the present classes instead: it is treated as at least as rare as the rarest
+    present class, so probability mass put on it (pure false positives) is penalised and it keeps
+    a gradient. (Dropping it, weight 0, would let the model put mass on absent classes for free.)
+    """
+
+    batch_level = True
+
+    def __init__(
+        self,
+        class_counts: Sequence[int] | None = None,
+        smooth_nr: float = 1e-5,
+        smooth_dr: float = 1e-5,
+    ) -> None:
+        super().__init__(class_counts)
+        if smooth_nr < 0 or smooth_dr <= 0:
+            raise ValueError(f"need smooth_nr >= 0 and smooth_dr > 0; got {smooth_nr}, {smooth_dr}")
+        self.smooth_nr = smooth_nr
+        self.smooth_dr = smooth_dr
+
+    def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
+        probs = torch.softmax(logits, dim=1)
+        y = one_hot(targets, probs.shape[1], probs.dtype)
+        support = y.sum(dim=0)
+        present = support > 0
+        weight = torch.where(present, 1.0 / support.clamp_min(1.0) ** 2, torch.zeros_like(support))
+        weight = torch.where(present, weight, weight.max())
+        intersection = (weight * (probs * y).sum(dim=0)).sum()
+        total = (weight * (probs.sum(dim=0) + support)).sum()
+        return 1.0 - (2.0 * intersection + self.smooth_nr) / (total + self.smooth_dr)

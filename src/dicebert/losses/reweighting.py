@@ -1,0 +1,84 @@
+"""Losses that re-weight samples by their class's training frequency (weighted CE, class-balanced).
+
+Convention shared with ``focal`` and ``ldam``: the loss is the plain batch mean of ``w_{y_i}·ℓ_i``,
+not PyTorch's ``Σ w ℓ / Σ w``, which would rescale each batch by its own class mix and so undo
+the re-weighting between batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor
+from torch.nn import functional as F
+
+from dicebert.losses import register
+from dicebert.losses.base import ClassificationLoss, class_weights, one_hot
+from dicebert.losses.focal import focal_per_sample
+
+
+@register("weighted_ce")
+class WeightedCELoss(ClassificationLoss):
+    """``mean_i w_{y_i} · CE_i`` with ``w`` from the training counts (``inverse`` | ``sqrt`` |
+    ``effective_number``), normalised to sum to C."""
+
+    needs_class_counts = True
+
+    def __init__(
+        self,
+        class_counts: Sequence[int] | None = None,
+        weighting: str = "inverse",
+        beta: float = 0.999,
+    ) -> None:
+        super().__init__(class_counts)
+        self.weighting = weighting
+        self.register_buffer("weight", class_weights(self.class_counts, weighting, beta), persistent=False)
+
+    def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
+        targets = targets.long()
+        ce = F.cross_entropy(logits, targets, reduction="none")
+        return (self.weight.to(ce)[targets] * ce).mean()
+
+
+CB_BASES = ("ce", "focal", "sigmoid")
+
+
+@register("class_balanced")
+class ClassBalancedLoss(ClassificationLoss):
+    """Cui et al. 2019: ``mean_i (1−β)/(1−β^{n_{y_i}}) · ℓ_i`` (weights normalised to sum to C).
+
+    ``base``: ``ce`` (softmax CE), ``focal`` (the project's softmax focal, ``gamma``) or
+    ``sigmoid`` (one-vs-rest BCE summed over classes, the paper's sigmoid variant). The paper's
+    focal variant is sigmoid-based; softmax is used here so that ``focal`` means one thing project-wide.
+    """
+
+    needs_class_counts = True
+
+    def __init__(
+        self,
+        class_counts: Sequence[int] | None = None,
+        base: str = "focal",
+        beta: float = 0.999,
+        gamma: float = 2.0,
+    ) -> None:
+        super().__init__(class_counts)
+        if base not in CB_BASES:
+            raise ValueError(f"unknown class_balanced base {base!r}; choose one of {', '.join(CB_BASES)}")
+        if gamma < 0:
+            raise ValueError(f"focal gamma must be >= 0; got {gamma}")
+        self.base = base
+        self.gamma = gamma
+        self.register_buffer(
+            "weight", class_weights(self.class_counts, "effective_number", beta), persistent=False
+        )
+
+    def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
+        targets = targets.long()
+        if self.base == "ce":
+            loss = F.cross_entropy(logits, targets, reduction="none")
+        elif self.base == "focal":
+            loss = focal_per_sample(logits, targets, self.gamma)
+        else:
+            y = one_hot(targets, logits.shape[1], logits.dtype)
+            loss = F.binary_cross_entropy_with_logits(logits, y, reduction="none").sum(dim=1)
+        return (self.weight.to(loss)[targets] * loss).mean()
