@@ -1,0 +1,239 @@
+"""The LightningDataModule: source → clean → split → long-tail train split → tokens → loaders."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import pandas as pd
+from torch.utils.data import DataLoader, Dataset
+from transformers import DataCollatorWithPadding
+
+from dicebert.data.imbalance import limit_per_class, make_long_tailed, stratified_split
+from dicebert.data.sampling import SAMPLERS, build_sampler
+from dicebert.data.sources import DataError, RawSplits
+from dicebert.data.tokenization import tokenize
+from dicebert.models.encoders import load_tokenizer
+
+log = logging.getLogger(__name__)
+
+BAD_ROWS = ("drop", "error")
+
+
+class TokenizedDataset(Dataset):
+    """Token ids + label ids; padding is left to the collator."""
+
+    def __init__(self, input_ids: list[list[int]], labels: Sequence[int]) -> None:
+        self.input_ids = input_ids
+        self.labels = list(labels)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {"input_ids": self.input_ids[index], "labels": self.labels[index]}
+
+
+class TextClassificationDataModule(L.LightningDataModule):
+    """Text classification data with a configurable long-tailed training split.
+
+    ``imbalance_ratio`` ρ subsamples the training split to the profile of
+    :func:`~dicebert.data.imbalance.long_tail_counts` (ρ = 1: balanced); None keeps it as it is.
+
+    After :meth:`setup` it exposes ``class_names`` (id → name), ``num_classes`` and the training
+    ``class_counts`` (after imbalance subsampling): the model and the loss read them from here.
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        tokenizer: str,
+        max_length: int = 128,
+        batch_size: int = 16,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        imbalance_ratio: float | None = None,
+        class_order: str | Sequence[str] = "descending",
+        sampler: str = "none",
+        sampler_beta: float = 0.999,
+        limit_per_class: int | None = None,
+        on_bad_rows: str = "drop",
+        cache_dir: str | None = None,
+        pad_to_multiple_of: int | None = None,
+        seed: int = 0,
+        trust_remote_code: bool = False,
+    ) -> None:
+        super().__init__()
+        for name, value in (("batch_size", batch_size), ("max_length", max_length)):
+            if value is None or value < 1:
+                raise DataError(f"data.{name} must be a positive integer; got {value}")
+        if num_workers < 0:
+            raise DataError(f"data.num_workers must be >= 0; got {num_workers}")
+        if sampler not in SAMPLERS:
+            raise DataError(f"data.sampler={sampler!r} is not one of {', '.join(SAMPLERS)}")
+        if on_bad_rows not in BAD_ROWS:
+            raise DataError(f"data.on_bad_rows={on_bad_rows!r} is not one of {', '.join(BAD_ROWS)}")
+        if imbalance_ratio is not None and imbalance_ratio < 1:
+            raise DataError(
+                f"data.imbalance_ratio must be >= 1 (head/tail size ratio); got {imbalance_ratio}"
+            )
+        self.source = source
+        self.tokenizer_name = tokenizer
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self.imbalance_ratio = imbalance_ratio
+        self.class_order = class_order
+        self.sampler = sampler
+        self.sampler_beta = sampler_beta
+        self.limit_per_class = limit_per_class
+        self.on_bad_rows = on_bad_rows
+        self.cache_dir = cache_dir
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.seed = seed
+        self.trust_remote_code = trust_remote_code
+        self.class_names: list[str] = []
+        self.datasets: dict[str, TokenizedDataset] = {}
+        self.summary: dict[str, Any] = {}
+
+    # ----------------------------------------------------------------------------------- public
+    @property
+    def num_classes(self) -> int:
+        self._require_setup()
+        return len(self.class_names)
+
+    @property
+    def class_counts(self) -> list[int]:
+        """Training examples per class id, after the imbalance profile is applied."""
+        self._require_setup()
+        return list(self.summary["class_counts"]["train"].values())
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:  # idempotent: train.py sets up before the Trainer does
+            return
+        tables = self._load_tables()
+        self.class_names = _class_names(tables["train"]["label"])
+        to_id = {name: i for i, name in enumerate(self.class_names)}
+        for role in ("val", "test"):
+            unseen = sorted(set(tables[role]["label"]) - set(to_id))
+            if unseen:
+                raise DataError(
+                    f"{role} labels never seen in training: {unseen[:5]}; "
+                    f"training classes: {self.class_names}"
+                )
+        self.tokenizer = load_tokenizer(self.tokenizer_name, trust_remote_code=self.trust_remote_code)
+        self.collator = DataCollatorWithPadding(self.tokenizer, pad_to_multiple_of=self.pad_to_multiple_of)
+        counts: dict[str, dict[str, int]] = {}
+        for role, frame in tables.items():
+            ids = tokenize(frame["text"].tolist(), self.tokenizer, self.max_length, self.cache_dir)
+            labels = [to_id[name] for name in frame["label"]]
+            self.datasets[role] = TokenizedDataset(ids, labels)
+            counts[role] = {name: int((frame["label"] == name).sum()) for name in self.class_names}
+        self.summary["class_names"] = self.class_names
+        self.summary["class_counts"] = counts
+        log.info("training class counts after imbalance (rho=%s): %s", self.imbalance_ratio, counts["train"])
+
+    def train_dataloader(self) -> DataLoader:
+        data = self.datasets["train"]
+        sampler = build_sampler(data.labels, self.class_counts, self.sampler, self.seed, self.sampler_beta)
+        return self._loader(data, self.batch_size, shuffle=sampler is None, sampler=sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.datasets["val"], self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.datasets["test"], self.eval_batch_size)
+
+    # ---------------------------------------------------------------------------------- helpers
+    def _loader(
+        self, data: Dataset, batch_size: int, shuffle: bool = False, sampler: Any = None
+    ) -> DataLoader:
+        return DataLoader(
+            data,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            sampler=sampler,
+            collate_fn=self.collator,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def _require_setup(self) -> None:
+        if not self.datasets:
+            raise RuntimeError("call datamodule.setup() first: class names and counts come from the data")
+
+    def _load_tables(self) -> dict[str, pd.DataFrame]:
+        raw: RawSplits = self.source.load()
+        tables: dict[str, pd.DataFrame | None] = {"train": raw.train, "val": raw.val, "test": raw.test}
+        dropped = {}
+        for role, frame in tables.items():
+            if frame is not None:
+                tables[role], dropped[role] = self._clean(frame, role)
+        if self.limit_per_class is not None:
+            tables = {
+                r: f if f is None else limit_per_class(f, self.limit_per_class, self.seed)
+                for r, f in tables.items()
+            }
+        train = tables["train"]
+        assert train is not None
+        if tables["test"] is None:
+            train, tables["test"] = stratified_split(train, self.test_fraction, self.seed, "test")
+        if tables["val"] is None:
+            train, tables["val"] = stratified_split(train, self.val_fraction, self.seed, "val")
+        if train["label"].nunique() < 2:
+            raise DataError(
+                f"the training split has one class only ({train['label'].iloc[0]!r}); need at least 2"
+            )
+        if self.imbalance_ratio is not None:
+            train = make_long_tailed(train, self.imbalance_ratio, self.seed, self.class_order)
+        tables["train"] = train
+        self.summary["dropped_rows"] = dropped
+        self.summary["imbalance_ratio"] = self.imbalance_ratio
+        return tables  # type: ignore[return-value]
+
+    def _clean(self, frame: pd.DataFrame, role: str) -> tuple[pd.DataFrame, int]:
+        """Drop (or refuse) rows with empty/null text or label; labels become strings."""
+        if frame.empty:
+            raise DataError(f"the {role} data is empty (0 rows)")
+        text = frame["text"]
+        bad = text.isna() | frame["label"].isna() | (text.astype(str).str.strip() == "")
+        n_bad = int(bad.sum())
+        if n_bad and self.on_bad_rows == "error":
+            first = int(bad.to_numpy().nonzero()[0][0])
+            raise DataError(
+                f"{n_bad} {role} row(s) have an empty/null text or label (first at row {first}); "
+                "fix the data or set data.on_bad_rows=drop"
+            )
+        if n_bad:
+            log.warning("dropped %d %s row(s) with empty/null text or label", n_bad, role)
+        frame = frame.loc[~bad]
+        if frame.empty:
+            raise DataError(f"the {role} data has no usable rows after dropping {n_bad} empty/null one(s)")
+        return pd.DataFrame(
+            {"text": frame["text"].astype(str).to_numpy(), "label": _label_strings(frame["label"])}
+        ), n_bad
+
+
+def _label_strings(labels: pd.Series) -> list[str]:
+    """Integer labels 3 and 3.0 (a CSV column with NaNs) both become '3'."""
+    out = []
+    for value in labels:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        out.append(str(value).strip())
+    return out
+
+
+def _class_names(labels: pd.Series) -> list[str]:
+    """Class id order: numeric order for integer labels, alphabetical otherwise."""
+    names = sorted(set(labels))
+    if all(n.lstrip("-").isdigit() for n in names):
+        names.sort(key=int)
+    return names

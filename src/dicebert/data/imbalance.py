@@ -1,0 +1,109 @@
+"""Splitting and long-tail subsampling, deterministic for a seed.
+
+Only the training split is made imbalanced: val/test keep the natural distribution so that every
+loss is judged on the same examples, and macro metrics still see every class.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from dicebert.data.sources import DataError
+
+CLASS_ORDERS = ("descending", "ascending", "name")
+
+
+def stratified_split(
+    frame: pd.DataFrame, fraction: float, seed: int, what: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split off ``fraction`` of the rows, stratified by label; returns ``(rest, split_off)``."""
+    if not 0.0 < fraction < 1.0:
+        raise DataError(f"data.{what}_fraction must be in (0, 1); got {fraction}")
+    counts = frame["label"].value_counts()
+    too_small = counts[counts < 2]
+    if len(too_small):
+        raise DataError(
+            f"cannot split off a {what} set: class {too_small.index[0]!r} has "
+            f"{int(too_small.iloc[0])} example(s); "
+            f"give data.source.{what}_path or drop the class"
+        )
+    n_split = max(round(len(frame) * fraction), len(counts))
+    rest, split = train_test_split(frame, test_size=n_split, stratify=frame["label"], random_state=seed)
+    return rest.reset_index(drop=True), split.reset_index(drop=True)
+
+
+def long_tail_counts(available: Sequence[int], ratio: float) -> list[int]:
+    """Per-class sizes ``n_i = ⌊n_max · ρ^(−i/(C−1))⌋`` for classes given head to tail.
+
+    ``n_max`` is the largest head size for which no class needs more examples than it has, so
+    ρ = 1 gives a balanced set at the smallest class size.
+    """
+    if ratio < 1:
+        raise DataError(f"data.imbalance_ratio must be >= 1 (head/tail size ratio); got {ratio}")
+    c = len(available)
+    if c == 1:
+        return [int(available[0])]
+    fractions = [ratio ** (-i / (c - 1)) for i in range(c)]
+
+    def sizes(n_max: int) -> list[int]:
+        return [math.floor(n_max * f + 1e-9) for f in fractions]
+
+    n_max = min(math.floor(a / f + 1e-9) for a, f in zip(available, fractions, strict=True))
+    while n_max > 0 and any(n > a for n, a in zip(sizes(n_max), available, strict=True)):
+        n_max -= 1
+    counts = sizes(n_max)
+    if min(counts) < 1:
+        raise DataError(
+            f"data.imbalance_ratio={ratio} leaves the tail class with 0 training examples "
+            f"(available per class, head to tail: {list(available)}); lower the ratio or add data"
+        )
+    return counts
+
+
+def order_classes(counts: dict[str, int], class_order: str | Sequence[str]) -> list[str]:
+    """Head-to-tail order of class names: by count (ties by name), by name, or an explicit list."""
+    if isinstance(class_order, str):
+        if class_order == "descending":
+            return sorted(counts, key=lambda name: (-counts[name], name))
+        if class_order == "ascending":
+            return sorted(counts, key=lambda name: (counts[name], name))
+        if class_order == "name":
+            return sorted(counts)
+        raise DataError(
+            f"data.class_order={class_order!r}: use one of {', '.join(CLASS_ORDERS)} or a list of classes"
+        )
+    order = [str(name) for name in class_order]
+    if sorted(order) != sorted(counts):
+        raise DataError(f"data.class_order lists {order}; the training classes are {sorted(counts)}")
+    return order
+
+
+def make_long_tailed(
+    frame: pd.DataFrame, ratio: float, seed: int, class_order: str | Sequence[str] = "descending"
+) -> pd.DataFrame:
+    """Subsample ``frame`` to the long-tail profile; the rows kept per class are a seeded random draw."""
+    available = frame["label"].astype(str).value_counts().to_dict()
+    order = order_classes(available, class_order)
+    targets = long_tail_counts([available[name] for name in order], ratio)
+    rng = np.random.default_rng(seed)
+    keep: list[np.ndarray] = []
+    labels = frame["label"].astype(str).to_numpy()
+    for name, n in zip(order, targets, strict=True):
+        rows = np.flatnonzero(labels == name)
+        keep.append(np.sort(rng.permutation(rows)[:n]))
+    return frame.iloc[np.sort(np.concatenate(keep))].reset_index(drop=True)
+
+
+def limit_per_class(frame: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
+    """Keep at most ``limit`` rows per class (seeded draw): quick smoke runs on real data."""
+    if limit < 1:
+        raise DataError(f"data.limit_per_class must be >= 1; got {limit}")
+    rng = np.random.default_rng(seed)
+    labels = frame["label"].astype(str).to_numpy()
+    keep = [np.sort(rng.permutation(np.flatnonzero(labels == name))[:limit]) for name in np.unique(labels)]
+    return frame.iloc[np.sort(np.concatenate(keep))].reset_index(drop=True)

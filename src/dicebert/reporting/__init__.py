@@ -1,0 +1,1 @@
+"""Run outputs (metrics.json, confusion matrix, results table) and sweep aggregation."""

@@ -1,0 +1,193 @@
+"""Hydra entry point: compose → data → loss → model → fit → test → run outputs.
+
+``python train.py loss=dice`` (repository root), ``python -m dicebert.train`` and the
+``dicebert-train`` console script all land in :func:`main`. :func:`train` is the Hydra-free core
+that tests call with a composed config.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import traceback
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from dicebert.data import DataError
+from dicebert.models import ModelLoadError, NonFiniteLossError
+from dicebert.reporting.run_outputs import (
+    build_metrics_record,
+    plot_confusion_matrix,
+    results_table,
+    write_json,
+)
+
+log = logging.getLogger("dicebert")
+
+#: Errors caused by the user's config or data: reported as one line, no traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    DataError,
+    ModelLoadError,
+    NonFiniteLossError,
+    ValueError,
+    FileNotFoundError,
+)
+
+
+def config_dir() -> str:
+    """The ``conf/`` folder: inside the installed package if shipped there, else the repository's."""
+    packaged = Path(str(files("dicebert"))) / "conf"
+    if packaged.is_dir():
+        return str(packaged)
+    return str(Path(__file__).resolve().parents[2] / "conf")
+
+
+def print_config_tree(cfg: DictConfig, save_to: Path | None = None) -> None:
+    """Print the resolved config as a tree (and save it) so every run says exactly what it ran."""
+    import rich
+    import rich.syntax
+    import rich.tree
+
+    tree = rich.tree.Tree("CONFIG", guide_style="dim")
+    for key in cfg:
+        value = cfg[key]
+        body = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
+        tree.add(str(key)).add(rich.syntax.Syntax(body, "yaml"))
+    rich.print(tree)
+    if save_to is not None:
+        save_to.parent.mkdir(parents=True, exist_ok=True)
+        with open(save_to, "w") as handle:
+            rich.print(tree, file=handle)
+
+
+def instantiate_group(group: DictConfig | None) -> list[Any]:
+    """Instantiate every entry of a callbacks/logger group (a dict of ``_target_`` configs)."""
+    if not group:
+        return []
+    return [
+        instantiate(entry)
+        for entry in group.values()
+        if isinstance(entry, DictConfig) and "_target_" in entry
+    ]
+
+
+def resolve_ckpt_path(cfg: DictConfig) -> str | None:
+    """``ckpt_path=last`` → ``<resume_dir or this run folder>/checkpoints/last.ckpt``."""
+    ckpt = cfg.get("ckpt_path")
+    if ckpt != "last":
+        if ckpt is not None and not Path(ckpt).is_file():
+            raise FileNotFoundError(f"ckpt_path={ckpt} does not exist; pass a .ckpt file or ckpt_path=last")
+        return ckpt
+    run_dir = Path(cfg.get("resume_dir") or cfg.paths.output_dir)
+    path = run_dir / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"ckpt_path=last: no checkpoints/last.ckpt in {run_dir}; "
+            "point resume_dir (or hydra.run.dir) at the run folder"
+        )
+    return str(path)
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Train and test one configuration; write the run outputs; return the metrics record."""
+    started = time.perf_counter()
+    output_dir = Path(cfg.paths.output_dir)
+    if cfg.get("seed") is not None:  # seed=0 is a seed too
+        L.seed_everything(int(cfg.seed), workers=True)
+
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    loss = instantiate(cfg.loss, class_counts=datamodule.class_counts)
+    module = instantiate(cfg.model, loss=loss, class_names=datamodule.class_names)
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    hparams = {
+        key: OmegaConf.to_container(cfg[key], resolve=True) if isinstance(cfg[key], DictConfig) else cfg[key]
+        for key in cfg
+        if key != "hydra"
+    }
+    for logger in loggers:
+        logger.log_hyperparams(hparams)
+
+    if trainer.is_global_zero:
+        write_json(output_dir / "label_map.json", dict(enumerate(datamodule.class_names)))
+        write_json(output_dir / "data_summary.json", datamodule.summary)
+
+    ckpt_path = resolve_ckpt_path(cfg)
+    if cfg.get("train", True):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    fit_seconds = time.perf_counter() - started
+    if not cfg.get("test", True):
+        return {}
+
+    checkpoint = trainer.checkpoint_callback
+    best = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
+    test_ckpt = best if cfg.get("train", True) else ckpt_path
+    test_metrics = trainer.test(module, datamodule=datamodule, ckpt_path=test_ckpt, verbose=False)[0]
+    best_score = checkpoint.best_model_score if checkpoint is not None else None
+    record = build_metrics_record(
+        test_metrics,
+        None if best_score is None else float(best_score),
+        datamodule.class_names,
+        datamodule.class_counts,
+        extra={"time/fit_seconds": fit_seconds, "time/total_seconds": time.perf_counter() - started},
+    )
+    confusion = module.test_confusion.compute().cpu().numpy()
+    if trainer.is_global_zero:
+        plot_confusion_matrix(confusion, datamodule.class_names, output_dir / "confusion_matrix.png")
+        write_json(
+            output_dir / "confusion_matrix.json",
+            {"class_names": datamodule.class_names, "matrix": confusion.tolist()},
+        )
+        write_json(output_dir / "metrics.json", record)  # last: its presence means the run finished
+        log.info("\n%s\nrun folder: %s", results_table(record, datamodule.class_names), output_dir)
+    return record
+
+
+def _find_user_error(err: BaseException) -> BaseException | None:
+    """The first user-caused error in the chain (Hydra wraps target errors in InstantiationException)."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, USER_ERRORS):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _task(cfg: DictConfig) -> float | None:
+    output_dir = Path(cfg.paths.output_dir)
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    try:
+        print_config_tree(cfg, output_dir / "config_tree.log")
+        record = train(cfg)
+    except Exception as err:
+        user_error = _find_user_error(err)
+        message = f"{type(user_error or err).__name__}: {str(user_error or err).strip()}"
+        write_json(output_dir / "failure.json", {"error": message, "traceback": traceback.format_exc()})
+        if multirun:  # one failed job must not stop the sweep or hide the others' results
+            log.error("job failed (recorded in %s): %s", output_dir / "failure.json", message)
+            return float("nan")
+        if user_error is None:
+            raise
+        raise SystemExit(f"error: {message}") from None
+    return record.get("val/best_macro_f1")
+
+
+def main() -> None:
+    """Console entry point (``dicebert-train``), also used by the root ``train.py``."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # no fork warnings from DataLoader workers
+    hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")(_task)()
+
+
+if __name__ == "__main__":
+    main()
