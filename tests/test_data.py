@@ -101,7 +101,20 @@ def test_sampler_draws_classes_in_proportion_to_their_weight(scheme: str) -> Non
     assert shares == pytest.approx(w / w.sum(), abs=0.02)
     if scheme == "inverse":
         assert shares == pytest.approx([1 / 3] * 3, abs=0.02)
-    assert build_sampler(labels, counts, "none", seed=0) is None
+    plain = build_sampler(labels, counts, "none", seed=0)
+    assert sorted(plain) == list(range(520))  # a permutation: every example once per epoch
+
+
+def test_sampler_draws_depend_only_on_seed_and_epoch() -> None:
+    labels = [0] * 50 + [1] * 10
+    a = build_sampler(labels, [50, 10], "inverse", seed=1)
+    b = build_sampler(labels, [50, 10], "inverse", seed=1)
+    a.set_epoch(3)
+    b.set_epoch(3)
+    epoch3 = list(a)
+    assert epoch3 == list(b)  # what a resumed run sees at epoch 3
+    b.set_epoch(4)
+    assert list(b) != epoch3
 
 
 def _write(frame: pd.DataFrame, path: Path) -> Path:

@@ -143,7 +143,7 @@ class TextClassificationDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         data = self.datasets["train"]
         sampler = build_sampler(data.labels, self.class_counts, self.sampler, self.seed, self.sampler_beta)
-        return self._loader(data, self.batch_size, shuffle=sampler is None, sampler=sampler)
+        return self._loader(data, self.batch_size, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.datasets["val"], self.eval_batch_size)
@@ -152,13 +152,10 @@ class TextClassificationDataModule(L.LightningDataModule):
         return self._loader(self.datasets["test"], self.eval_batch_size)
 
     # ---------------------------------------------------------------------------------- helpers
-    def _loader(
-        self, data: Dataset, batch_size: int, shuffle: bool = False, sampler: Any = None
-    ) -> DataLoader:
+    def _loader(self, data: Dataset, batch_size: int, sampler: Any = None) -> DataLoader:
         return DataLoader(
             data,
             batch_size=batch_size,
-            shuffle=shuffle,
             sampler=sampler,
             collate_fn=self.collator,
             num_workers=self.num_workers,

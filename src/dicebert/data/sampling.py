@@ -1,11 +1,16 @@
-"""Class-rebalancing samplers: draw the tail more often instead of re-weighting the loss."""
+"""Training-set samplers whose draws depend only on (seed, epoch).
+
+Lightning calls ``set_epoch`` before every epoch, so a run resumed from an epoch-end checkpoint
+sees exactly the batches the uninterrupted run saw. Under DDP Lightning wraps these samplers in a
+DistributedSamplerWrapper; the counter in ``__iter__`` still gives each epoch fresh draws there.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
-from torch.utils.data import WeightedRandomSampler
+from torch.utils.data import Sampler
 
 from dicebert.data.sources import DataError
 
@@ -26,17 +31,37 @@ def class_weights(class_counts: Sequence[int], scheme: str, beta: float = 0.999)
     raise DataError(f"data.sampler={scheme!r} is not one of {', '.join(SAMPLERS)}")
 
 
+class EpochSeededSampler(Sampler[int]):
+    """Shuffle (``weights=None``) or weighted draws with replacement, seeded by ``seed + epoch``."""
+
+    def __init__(self, num_samples: int, seed: int, weights: torch.Tensor | None = None) -> None:
+        self.num_samples = num_samples
+        self.seed = seed
+        self.weights = weights
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        self.epoch += 1  # fresh draws next time even if nobody calls set_epoch
+        if self.weights is None:
+            order = torch.randperm(self.num_samples, generator=generator)
+        else:
+            order = torch.multinomial(self.weights, self.num_samples, replacement=True, generator=generator)
+        yield from order.tolist()
+
+
 def build_sampler(
     labels: Sequence[int], class_counts: Sequence[int], scheme: str, seed: int, beta: float = 0.999
-) -> WeightedRandomSampler | None:
-    """A WeightedRandomSampler over the training set, or None for plain shuffling.
-
-    Lightning wraps it in a DistributedSamplerWrapper under DDP, so each rank draws its own share
-    of the same weighted stream.
-    """
+) -> EpochSeededSampler:
+    """Plain shuffling (``none``) or class-rebalancing draws: per-sample weight = its class's weight."""
     if scheme == "none":
-        return None
+        return EpochSeededSampler(len(labels), seed)
     per_class = class_weights(class_counts, scheme, beta)
     weights = per_class[torch.as_tensor(list(labels), dtype=torch.long)]
-    generator = torch.Generator().manual_seed(seed)
-    return WeightedRandomSampler(weights, num_samples=len(weights), replacement=True, generator=generator)
+    return EpochSeededSampler(len(labels), seed, weights)
