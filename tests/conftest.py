@@ -37,20 +37,30 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("WANDB_MODE", "offline")
 
 
+def compose_run(overrides: list[str], output_dir: Path) -> DictConfig:
+    """Compose ``train.yaml`` like ``python train.py <overrides>`` would, writing into output_dir."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        cfg.hydra.runtime.output_dir = str(output_dir)
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def compose_fast() -> Callable[..., DictConfig]:
+    """``compose_run`` with the FAST overrides first: for fixtures wider than one test."""
+    return lambda output_dir, *overrides: compose_run([*FAST, *overrides], output_dir)
+
+
 @pytest.fixture
 def make_cfg(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
-    """Compose ``train.yaml`` with overrides, as ``python train.py <overrides>`` would, into tmp_path."""
+    """Compose with overrides (FAST first unless ``fast=False``) into tmp_path/run."""
 
     def make(*overrides: str, fast: bool = True, output_dir: Path | None = None) -> DictConfig:
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-            cfg = compose("train", overrides=[*(FAST if fast else []), *overrides], return_hydra_config=True)
-        out = output_dir or tmp_path / "run"
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(out)
-            cfg.hydra.runtime.output_dir = str(out)
-        HydraConfig.instance().set_config(cfg)
-        return cfg
+        return compose_run([*(FAST if fast else []), *overrides], output_dir or tmp_path / "run")
 
     yield make
     GlobalHydra.instance().clear()

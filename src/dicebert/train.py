@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 import traceback
 from importlib.resources import files
@@ -20,8 +21,10 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from dicebert.checkpointing import CheckpointMismatchError, check_compatible
 from dicebert.data import DataError
 from dicebert.models import ModelLoadError, NonFiniteLossError
 from dicebert.reporting.run_outputs import (
@@ -35,6 +38,7 @@ log = logging.getLogger("dicebert")
 
 #: Errors caused by the user's config or data: reported as one line, no traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (
+    CheckpointMismatchError,
     DataError,
     ModelLoadError,
     NonFiniteLossError,
@@ -59,6 +63,8 @@ def print_config_tree(cfg: DictConfig, save_to: Path | None = None) -> None:
 
     tree = rich.tree.Tree("CONFIG", guide_style="dim")
     for key in cfg:
+        if key == "hydra":  # present only in composed test configs; Hydra saves its own
+            continue
         value = cfg[key]
         body = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
         tree.add(str(key)).add(rich.syntax.Syntax(body, "yaml"))
@@ -124,6 +130,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         write_json(output_dir / "data_summary.json", datamodule.summary)
 
     ckpt_path = resolve_ckpt_path(cfg)
+    if ckpt_path is not None:
+        check_compatible(ckpt_path, datamodule.class_names, module)
     if cfg.get("train", True):
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     fit_seconds = time.perf_counter() - started
@@ -167,13 +175,19 @@ def _find_user_error(err: BaseException) -> BaseException | None:
 def _task(cfg: DictConfig) -> float | None:
     output_dir = Path(cfg.paths.output_dir)
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    rank_zero = rank_zero_only.rank == 0  # DDP ranks > 0 share the run folder but write nothing
     try:
-        print_config_tree(cfg, output_dir / "config_tree.log")
+        if rank_zero:
+            print_config_tree(cfg, output_dir / "config_tree.log")
         record = train(cfg)
     except Exception as err:
         user_error = _find_user_error(err)
-        message = f"{type(user_error or err).__name__}: {str(user_error or err).strip()}"
-        write_json(output_dir / "failure.json", {"error": message, "traceback": traceback.format_exc()})
+        detail = "; ".join(
+            line.strip() for line in str(user_error or err).strip().splitlines() if line.strip()
+        )
+        message = f"{type(user_error or err).__name__}: {detail}"
+        if rank_zero:
+            write_json(output_dir / "failure.json", {"error": message, "traceback": traceback.format_exc()})
         if multirun:  # one failed job must not stop the sweep or hide the others' results
             log.error("job failed (recorded in %s): %s", output_dir / "failure.json", message)
             return float("nan")
@@ -183,9 +197,29 @@ def _task(cfg: DictConfig) -> float | None:
     return record.get("val/best_macro_f1")
 
 
+def check_group_choices(overrides: list[str], conf_dir: str | os.PathLike[str]) -> None:
+    """Refuse ``loss=nope`` (also inside a sweep list) in one line naming the valid choices.
+
+    Hydra's own message spans many lines and, inside a multirun, only comes when that job is
+    reached; checking up front fails the whole command before any job starts.
+    """
+    root = Path(conf_dir)
+    for override in overrides:
+        key, sep, value = override.lstrip("+~").partition("=")
+        if not sep or "." in key or "/" in key or not (root / key).is_dir():
+            continue
+        if any(ch in value for ch in "()[]{}$*") or value in ("", "null"):
+            continue  # sweep functions, interpolations and removals are Hydra's to judge
+        choices = sorted(p.stem for p in (root / key).glob("*.yaml") if not p.stem.startswith("_"))
+        for choice in value.split(","):
+            if choice not in choices:
+                raise SystemExit(f"error: unknown {key} {choice!r}; choose one of: {', '.join(choices)}")
+
+
 def main() -> None:
     """Console entry point (``dicebert-train``), also used by the root ``train.py``."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # no fork warnings from DataLoader workers
+    check_group_choices(sys.argv[1:], config_dir())
     hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")(_task)()
 
 

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 from transformers import get_linear_schedule_with_warmup
 
+from dicebert.checkpointing import collect_rng_states, restore_rng_states
 from dicebert.losses import ClassificationLoss
 from dicebert.metrics import build_confusion_matrix, build_metrics
 
@@ -93,8 +94,9 @@ class ClassifierModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         metrics = self.val_metrics.compute()
-        self.log("val/macro_f1", metrics.pop("val/macro_f1"), prog_bar=True)
-        self.log_dict(metrics)
+        # torchmetrics already synced these across ranks; sync_dist only keeps Lightning quiet.
+        self.log("val/macro_f1", metrics.pop("val/macro_f1"), prog_bar=True, sync_dist=True)
+        self.log_dict(metrics, sync_dist=True)
         self.val_metrics.reset()
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
@@ -103,7 +105,7 @@ class ClassifierModule(L.LightningModule):
         self.test_confusion.update(probs, batch["labels"])
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict(self.test_metrics.compute())
+        self.log_dict(self.test_metrics.compute(), sync_dist=True)
         self.test_metrics.reset()
 
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
@@ -129,3 +131,11 @@ class ClassifierModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The label mapping travels with the weights: a checkpoint is usable without the data.
         checkpoint["class_names"] = self.class_names
+        # RNG states too, so a run resumed from an epoch-end checkpoint draws the same dropout
+        # masks as the uninterrupted run (the data order is already a function of seed + epoch).
+        checkpoint["rng_states"] = collect_rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        trainer = self._trainer  # the property raises when no Trainer is attached
+        if "rng_states" in checkpoint and trainer is not None and trainer.state.fn == "fit":
+            restore_rng_states(checkpoint["rng_states"])

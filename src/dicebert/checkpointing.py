@@ -1,0 +1,90 @@
+"""Checkpoints that survive a hard kill and refuse to load into the wrong model or label set.
+
+Lightning's own save goes through an fsspec transaction whose temp file lives in the system temp
+folder; when that is another filesystem, the final move is a copy, and a kill mid-copy leaves a
+truncated ``last.ckpt``. Here the temp file sits beside the target and ``os.replace`` swaps it in.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint from another label set or model architecture."""
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write to ``<name>.tmp-<pid>`` in the same folder, fsync, then atomically rename."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        try:
+            with open(tmp, "wb") as handle:
+                torch.save(checkpoint, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def collect_rng_states() -> dict[str, Any]:
+    """Every RNG a training step draws from, in a form ``torch.load(weights_only=True)`` accepts."""
+    np_state = np.random.get_state()
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    name, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached)))
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def check_compatible(
+    path: str | os.PathLike[str], class_names: Sequence[str], model: torch.nn.Module
+) -> None:
+    """Refuse, in one line, a checkpoint trained on other classes or with another architecture."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointMismatchError(f"cannot read checkpoint {path}: {str(err).splitlines()[0]}") from None
+    saved = checkpoint.get("class_names")
+    if saved is not None and list(saved) != list(class_names):
+        raise CheckpointMismatchError(
+            f"checkpoint {path} was trained on classes {list(saved)}, but the data has {list(class_names)}; "
+            "use the same data/label set or start without ckpt_path"
+        )
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in checkpoint.get("state_dict", {}).items()}
+    if expected != found:
+        differing = sorted(set(expected) ^ set(found)) or sorted(
+            k for k in expected if expected[k] != found[k]
+        )
+        raise CheckpointMismatchError(
+            f"checkpoint {path} is from a different model ({len(differing)} mismatched tensors, e.g. "
+            f"{differing[0]}); use the model config it was trained with"
+        )

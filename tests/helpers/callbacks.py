@@ -1,0 +1,51 @@
+"""Test-only Lightning callbacks, loaded by the training subprocesses from the repository root."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+
+class KillAtStep(L.Callback):
+    """SIGKILL this process at a given global step: a hard crash that no handler can soften."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, idx: int
+    ) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class RecordSampler(L.Callback):
+    """Write, per rank, which sampler fed training and the class shares it drew (outside the run folder)."""
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir = Path(out_dir)
+        self.labels: Counter[int] = Counter()
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, idx: int
+    ) -> None:
+        self.labels.update(batch["labels"].tolist())
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        sampler = trainer.train_dataloader.sampler
+        inner = getattr(getattr(sampler, "dataset", None), "_sampler", None)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        record = {
+            "sampler": type(sampler).__name__,
+            "inner": type(inner).__name__ if inner is not None else None,
+            "weighted": getattr(inner, "weights", None) is not None,
+            "labels": dict(self.labels),
+            "world_size": trainer.world_size,
+        }
+        (self.out_dir / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
