@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from dicebert.checkpointing import CheckpointMismatchError, check_compatible
 from dicebert.data import DataError
 from dicebert.models import ModelLoadError, NonFiniteLossError
+from dicebert.reporting.dashboards import log_run_outputs
 from dicebert.reporting.run_outputs import (
     build_metrics_record,
     plot_confusion_matrix,
@@ -159,6 +160,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         )
         write_json(output_dir / "metrics.json", record)  # last: its presence means the run finished
         log.info("\n%s\nrun folder: %s", results_table(record, datamodule.class_names), output_dir)
+        log_run_outputs(trainer.loggers, record, datamodule.class_names, confusion, output_dir)
     return record
 
 
