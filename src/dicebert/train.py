@@ -18,6 +18,7 @@ from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
@@ -190,6 +191,8 @@ def _task(cfg: DictConfig) -> float | None:
         message = f"{type(user_error or err).__name__}: {detail}"
         if rank_zero:
             write_json(output_dir / "failure.json", {"error": message, "traceback": traceback.format_exc()})
+        if torch.cuda.is_available():  # an OOM must not leave the next job of this process short
+            torch.cuda.empty_cache()
         if multirun:  # one failed job must not stop the sweep or hide the others' results
             log.error("job failed (recorded in %s): %s", output_dir / "failure.json", message)
             return float("nan")
@@ -206,6 +209,8 @@ def check_group_choices(overrides: list[str], conf_dir: str | os.PathLike[str]) 
     reached; checking up front fails the whole command before any job starts.
     """
     root = Path(conf_dir)
+    if any(o.lstrip("+~").startswith("hydra.searchpath") for o in overrides):
+        return  # groups may come from other config folders: leave the check to Hydra
     for override in overrides:
         key, sep, value = override.lstrip("+~").partition("=")
         if not sep or "." in key or "/" in key or not (root / key).is_dir():
