@@ -11,6 +11,7 @@ import pandas as pd
 from torch.utils.data import DataLoader, Dataset
 from transformers import DataCollatorWithPadding
 
+from dicebert.data.batching import LengthGroupedBatchSampler
 from dicebert.data.imbalance import limit_per_class, make_long_tailed, stratified_split
 from dicebert.data.sampling import SAMPLERS, build_sampler
 from dicebert.data.sources import DataError, RawSplits
@@ -64,6 +65,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         on_bad_rows: str = "drop",
         cache_dir: str | None = None,
         pad_to_multiple_of: int | None = None,
+        group_by_length: bool = False,
         seed: int = 0,
         trust_remote_code: bool = False,
     ) -> None:
@@ -97,6 +99,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.on_bad_rows = on_bad_rows
         self.cache_dir = cache_dir
         self.pad_to_multiple_of = pad_to_multiple_of
+        self.group_by_length = group_by_length
         self.seed = seed
         self.trust_remote_code = trust_remote_code
         self.class_names: list[str] = []
@@ -143,6 +146,11 @@ class TextClassificationDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         data = self.datasets["train"]
         sampler = build_sampler(data.labels, self.class_counts, self.sampler, self.seed, self.sampler_beta)
+        if self.group_by_length:  # the sampler's draws, batched by similar length: less padding
+            batches = LengthGroupedBatchSampler(
+                sampler, self.batch_size, lengths=[len(ids) for ids in data.input_ids], seed=self.seed
+            )
+            return self._loader(data, self.batch_size, batch_sampler=batches)
         return self._loader(data, self.batch_size, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
@@ -152,7 +160,17 @@ class TextClassificationDataModule(L.LightningDataModule):
         return self._loader(self.datasets["test"], self.eval_batch_size)
 
     # ---------------------------------------------------------------------------------- helpers
-    def _loader(self, data: Dataset, batch_size: int, sampler: Any = None) -> DataLoader:
+    def _loader(
+        self, data: Dataset, batch_size: int, sampler: Any = None, batch_sampler: Any = None
+    ) -> DataLoader:
+        if batch_sampler is not None:  # DataLoader refuses batch_size together with batch_sampler
+            return DataLoader(
+                data,
+                batch_sampler=batch_sampler,
+                collate_fn=self.collator,
+                num_workers=self.num_workers,
+                persistent_workers=self.num_workers > 0,
+            )
         return DataLoader(
             data,
             batch_size=batch_size,
