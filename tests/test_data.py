@@ -213,3 +213,15 @@ def test_token_cache_is_reused_and_invalidated(tmp_path: Path) -> None:
     tokenize(["the cat sat", "on the hat"], tok, 16, tmp_path)
     tokenize(texts, tok, 8, tmp_path)
     assert len(list(tmp_path.glob("tokens-*.pt"))) == 3  # changed text or max length → new entry
+
+
+@pytest.mark.parametrize("max_length", [8, 64, 512])
+def test_fast_encode_gives_exactly_the_full_texts_truncated_ids(max_length: int) -> None:
+    from dicebert.data.tokenization import encode
+    from dicebert.models import load_tokenizer
+
+    tok = load_tokenizer(TOKENIZER)
+    texts = BBCNews("title_body").load().train["text"].tolist()[::25]
+    texts += ["", "one", "  spaced   out\ttext  ", "don't-stop" * 300, "x " * 3 * max_length]
+    expected = tok(texts, truncation=True, max_length=max_length)["input_ids"]
+    assert encode(texts, tok, max_length) == expected

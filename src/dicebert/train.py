@@ -109,6 +109,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Train and test one configuration; write the run outputs; return the metrics record."""
     started = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
     if cfg.get("seed") is not None:  # seed=0 is a seed too
         L.seed_everything(int(cfg.seed), workers=True)
 

