@@ -20,11 +20,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from transformers import BertConfig, BertModel
+
+from dicebert.benchmark.cli import OneLineParser
 
 BERT_BASE = {
     "hidden_size": 768,
@@ -229,13 +231,8 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = _OneLineParser(description="bert-base samples/s and MFU, eager vs torch.compile")
+    parser = OneLineParser(description="bert-base samples/s and MFU, eager vs torch.compile")
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     parser.add_argument("--device", default="cuda", help="cuda (default) or cpu (with --tiny: a logic check)")
     parser.add_argument("--tiny", action="store_true", help="a tiny BertConfig instead of bert-base")

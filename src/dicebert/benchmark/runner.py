@@ -10,9 +10,11 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import torch
+
+from dicebert.benchmark.cli import OneLineParser
 
 #: item → (JSON key, target, higher is better); the issue's targets.
 TARGETS: dict[str, tuple[str, float, bool]] = {
@@ -248,17 +250,10 @@ def format_table(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """Bad input → one line naming the problem, not a usage dump."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     from dicebert.benchmark.sections import SECTIONS
 
-    parser = _OneLineParser(description=__doc__)
+    parser = OneLineParser(description=__doc__)
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     parser.add_argument(
         "--sections", default=",".join(SECTIONS), help=f"comma-separated subset of: {','.join(SECTIONS)}"
