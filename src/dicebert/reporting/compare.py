@@ -429,7 +429,9 @@ def plot_macro_f1_vs_rho(sweep: Sweep, metric: str = "test/macro_f1") -> Any:
             x,
             rows[f"{metric}/mean"],
             yerr=rows[f"{metric}/std"].fillna(0.0),
-            marker="o",
+            # the colour cycle repeats after 10 methods: marker and line style keep lines apart
+            marker="osD^v<>pPX*h"[k % 12],
+            linestyle=("-", "--", ":")[(k // 10) % 3],
             capsize=3,
             label=method,
         )
