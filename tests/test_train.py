@@ -72,6 +72,7 @@ def test_every_registered_loss_trains(make_cfg, loss: str) -> None:
     )
     record = train(cfg)
     assert 0.0 <= record["test/macro_f1"] <= 1.0
+    assert not list(Path(cfg.paths.output_dir).rglob("*.ckpt"))  # callbacks=none: no checkpoint at all
 
 
 @pytest.mark.parametrize("sampler", ["inverse", "sqrt", "effective_number"])

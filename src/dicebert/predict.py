@@ -84,7 +84,7 @@ def read_input(spec: str, cfg: DictConfig, text_column: str) -> tuple[pd.DataFra
         from hydra.utils import instantiate
 
         datamodule = instantiate(cfg.data)
-        tables = datamodule._load_tables()  # the same seeded cleaning, splitting and subsampling
+        tables = datamodule.load_tables()  # the same seeded cleaning, splitting and subsampling
         return tables[spec].reset_index(drop=True), spec
     path = Path(spec)
     if not path.is_file():

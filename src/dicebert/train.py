@@ -22,6 +22,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
@@ -120,7 +121,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     module = instantiate(cfg.model, loss=loss, class_names=datamodule.class_names)
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    # Checkpointing follows the callbacks group: callbacks=none must not get Lightning's default one.
+    checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, enable_checkpointing=checkpointing
+    )
     hparams = {
         key: OmegaConf.to_container(cfg[key], resolve=True) if isinstance(cfg[key], DictConfig) else cfg[key]
         for key in cfg

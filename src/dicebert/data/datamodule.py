@@ -121,7 +121,7 @@ class TextClassificationDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:  # idempotent: train.py sets up before the Trainer does
             return
-        tables = self._load_tables()
+        tables = self.load_tables()
         self.class_names = _class_names(tables["train"]["label"])
         to_id = {name: i for i, name in enumerate(self.class_names)}
         for role in ("val", "test"):
@@ -187,7 +187,11 @@ class TextClassificationDataModule(L.LightningDataModule):
         if not self.datasets:
             raise RuntimeError("call datamodule.setup() first: class names and counts come from the data")
 
-    def _load_tables(self) -> dict[str, pd.DataFrame]:
+    def load_tables(self) -> dict[str, pd.DataFrame]:
+        """The cleaned train/val/test text tables, split and subsampled exactly as :meth:`setup` does.
+
+        Deterministic for the seed, so :mod:`dicebert.predict` can re-create a run's test split.
+        """
         raw: RawSplits = self.source.load()
         tables: dict[str, pd.DataFrame | None] = {"train": raw.train, "val": raw.val, "test": raw.test}
         dropped = {}
