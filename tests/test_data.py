@@ -225,3 +225,28 @@ def test_fast_encode_gives_exactly_the_full_texts_truncated_ids(max_length: int)
     texts += ["", "one", "  spaced   out\ttext  ", "don't-stop" * 300, "x " * 3 * max_length]
     expected = tok(texts, truncation=True, max_length=max_length)["input_ids"]
     assert encode(texts, tok, max_length) == expected
+
+
+def test_source_tables_are_cached_until_a_file_changes(
+    bbc: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write(bbc.groupby("label").head(6), tmp_path / "train.csv")
+    cache = tmp_path / "cache"
+
+    def setup() -> TextClassificationDataModule:
+        dm = TextClassificationDataModule(
+            LocalFiles(str(path)), TOKENIZER, val_fraction=0.2, cache_dir=str(cache)
+        )
+        dm.setup()
+        return dm
+
+    first = setup()
+    assert len(list(cache.glob("source-*-train.parquet"))) == 1
+    with monkeypatch.context() as patched:  # unchanged file: the source is not parsed again
+        patched.setattr(LocalFiles, "load", lambda self: pytest.fail("source re-read although unchanged"))
+        again = setup()
+    assert again.summary == first.summary
+    _write(bbc.groupby("label").head(8), path)  # changed file: size and mtime differ
+    changed = setup()
+    total = lambda dm: sum(len(d) for d in dm.datasets.values())  # noqa: E731
+    assert (total(first), total(changed)) == (30, 40)

