@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from dicebert.data.sources import FILE_FORMATS, DataError
+from dicebert.data.sources import DataError, label_strings, read_table
 
 SPLITS = ("train", "val", "test")
 
@@ -89,15 +89,7 @@ def read_input(spec: str, cfg: DictConfig, text_column: str) -> tuple[pd.DataFra
     path = Path(spec)
     if not path.is_file():
         raise PredictError(f"input={spec} is neither a file nor one of {', '.join(SPLITS)}")
-    fmt = FILE_FORMATS.get(path.suffix.lower())
-    if fmt == "parquet":
-        frame = pd.read_parquet(path)
-    elif fmt == "jsonl":
-        frame = pd.read_json(path, lines=True, dtype=False)
-    elif fmt in ("csv", "tsv"):
-        frame = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", dtype=str, keep_default_na=False)
-    else:
-        raise PredictError(f"unsupported input type {path.suffix!r}; use one of {', '.join(FILE_FORMATS)}")
+    frame = read_table(path)
     if text_column not in frame.columns:
         raise PredictError(
             f"column {text_column!r} not in {path} (columns: {', '.join(map(str, frame.columns))}); "
@@ -129,7 +121,7 @@ def predict_probabilities(
 
     tokenizer = load_tokenizer(tokenizer_name)
     collator = DataCollatorWithPadding(tokenizer)
-    ids = tokenize([str(t) for t in texts], tokenizer, max_length)
+    ids = tokenize(["" if pd.isna(t) else str(t) for t in texts], tokenizer, max_length)
     target = _device(device)
     net = net.to(target)
     out = []
@@ -149,7 +141,7 @@ def score(probs: torch.Tensor, labels: Sequence[Any], class_names: Sequence[str]
     from dicebert.reporting.run_outputs import to_float_dict
 
     to_id = {name: i for i, name in enumerate(class_names)}
-    names = [str(int(v)) if isinstance(v, float) and v.is_integer() else str(v).strip() for v in labels]
+    names = label_strings(labels)
     unknown = sorted(set(names) - set(to_id))
     if unknown:
         raise PredictError(f"labels {unknown[:5]} are not classes of this model ({', '.join(class_names)})")

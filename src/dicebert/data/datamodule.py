@@ -16,7 +16,7 @@ from transformers import DataCollatorWithPadding
 from dicebert.data.batching import LengthGroupedBatchSampler
 from dicebert.data.imbalance import limit_per_class, make_long_tailed, stratified_split
 from dicebert.data.sampling import SAMPLERS, build_sampler
-from dicebert.data.sources import DataError, RawSplits
+from dicebert.data.sources import DataError, RawSplits, label_strings
 from dicebert.data.tokenization import tokenize, tokenizer_fingerprint
 from dicebert.models.encoders import load_tokenizer
 
@@ -272,18 +272,8 @@ class TextClassificationDataModule(L.LightningDataModule):
         if frame.empty:
             raise DataError(f"the {role} data has no usable rows after dropping {n_bad} empty/null one(s)")
         return pd.DataFrame(
-            {"text": frame["text"].astype(str).to_numpy(), "label": _label_strings(frame["label"])}
+            {"text": frame["text"].astype(str).to_numpy(), "label": label_strings(frame["label"])}
         ), n_bad
-
-
-def _label_strings(labels: pd.Series) -> list[str]:
-    """Integer labels 3 and 3.0 (a CSV column with NaNs) both become '3'."""
-    out = []
-    for value in labels:
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        out.append(str(value).strip())
-    return out
 
 
 def _class_names(labels: pd.Series) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,33 +139,51 @@ class LocalFiles:
     def _read(self, path: Path) -> pd.DataFrame:
         if not path.is_file():
             raise DataError(f"data file not found: {path}; check the data.source.*_path overrides")
-        fmt = FILE_FORMATS.get(path.suffix.lower())
-        if fmt is None:
-            raise DataError(
-                f"unsupported file type {path.suffix!r} for {path}; use one of {', '.join(FILE_FORMATS)}"
-            )
-        try:
-            if fmt == "parquet":
-                frame = pd.read_parquet(path)
-            elif fmt == "jsonl":
-                frame = pd.read_json(path, lines=True, encoding=self.encoding, dtype=False)
-            else:
-                frame = pd.read_csv(
-                    path,
-                    sep="\t" if fmt == "tsv" else ",",
-                    encoding=self.encoding,
-                    dtype=str,
-                    keep_default_na=False,
-                    na_values=[""],
-                )
-        except UnicodeDecodeError as err:
-            raise DataError(
-                f"{path} is not valid {self.encoding} ({err.reason} at byte {err.start}); "
-                "re-save it as UTF-8 or set data.source.encoding"
-            ) from None
-        except ValueError as err:
-            raise DataError(f"could not parse {path} as {fmt}: {str(err).splitlines()[0]}") from None
+        frame = read_table(path, self.encoding, hint="set data.source.encoding")
         return select_columns(frame, self.text_column, self.label_column, str(path))
+
+
+def read_table(path: Path, encoding: str = "utf-8", hint: str = "pass its encoding") -> pd.DataFrame:
+    """A csv/tsv/jsonl/parquet file as a DataFrame of strings as written (empty cells are NaN).
+
+    Shared by training (:class:`LocalFiles`) and :mod:`dicebert.predict`, so a file that trains
+    also predicts. Unsupported types and undecodable bytes are one-line :class:`DataError`.
+    """
+    fmt = FILE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise DataError(
+            f"unsupported file type {path.suffix!r} for {path}; use one of {', '.join(FILE_FORMATS)}"
+        )
+    try:
+        if fmt == "parquet":
+            return pd.read_parquet(path)
+        if fmt == "jsonl":
+            return pd.read_json(path, lines=True, encoding=encoding, dtype=False)
+        return pd.read_csv(
+            path,
+            sep="\t" if fmt == "tsv" else ",",
+            encoding=encoding,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+        )
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{path} is not valid {encoding} ({err.reason} at byte {err.start}); "
+            f"re-save it as UTF-8 or {hint}"
+        ) from None
+    except ValueError as err:
+        raise DataError(f"could not parse {path} as {fmt}: {str(err).splitlines()[0]}") from None
+
+
+def label_strings(labels: Sequence[Any]) -> list[str]:
+    """Labels as class-name strings: integer labels 3 and 3.0 (a CSV column with NaNs) both become '3'."""
+    out = []
+    for value in labels:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        out.append(str(value).strip())
+    return out
 
 
 class HFDataset:
