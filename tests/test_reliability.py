@@ -139,6 +139,7 @@ def test_unknown_group_choices_list_the_valid_ones() -> None:
         ("data=nope", "bbc_news, files, hf"),
         ("model=nope", "bert_base, minilm, tiny"),
         ("loss=ce,nope", "dice_ce"),
+        ("loss=choice(ce,nope)", "focal"),
     ]:
         with pytest.raises(SystemExit, match=f"error: unknown {override.split('=')[0]} 'nope'; .*{listed}"):
             check_group_choices([override], config_dir())

@@ -215,19 +215,35 @@ def check_group_choices(overrides: list[str], conf_dir: str | os.PathLike[str]) 
     Hydra's own message spans many lines and, inside a multirun, only comes when that job is
     reached; checking up front fails the whole command before any job starts.
     """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
     root = Path(conf_dir)
     if any(o.lstrip("+~").startswith("hydra.searchpath") for o in overrides):
         return  # groups may come from other config folders: leave the check to Hydra
-    for override in overrides:
-        key, sep, value = override.lstrip("+~").partition("=")
-        if not sep or "." in key or "/" in key or not (root / key).is_dir():
-            continue
-        if any(ch in value for ch in "()[]{}$*") or value in ("", "null"):
-            continue  # sweep functions, interpolations and removals are Hydra's to judge
-        choices = sorted(p.stem for p in (root / key).glob("*.yaml") if not p.stem.startswith("_"))
-        for choice in value.split(","):
-            if choice not in choices:
-                raise SystemExit(f"error: unknown {key} {choice!r}; choose one of: {', '.join(choices)}")
+    try:  # Hydra's own parser, so sweep lists and choice(...) read exactly as Hydra reads them
+        parsed = OverridesParser.create().parse_overrides(
+            [o for o in overrides if not o.startswith("-")]  # flags such as -m / --multirun
+        )
+    except HydraException:
+        return  # malformed overrides: Hydra reports them itself
+    for override in parsed:
+        group = override.key_or_group
+        if group.startswith("hydra") or override.is_delete() or override.package is not None:
+            continue  # Hydra's own groups include plugin configs (hydra/launcher=joblib)
+        if not (root / group).is_dir():
+            continue  # a value override (data.batch_size=8), not a group choice
+        if override.is_sweep_override() and not override.is_discrete_sweep():
+            continue  # range/interval sweeps: not group choices
+        values = (
+            override.sweep_string_iterator()
+            if override.is_sweep_override()
+            else [override.get_value_element_as_str()]
+        )
+        choices = sorted(p.stem for p in (root / group).glob("*.yaml") if not p.stem.startswith("_"))
+        for value in values:
+            if value not in choices and value not in ("", "null"):  # empty/null: Hydra's to judge
+                raise SystemExit(f"error: unknown {group} {value!r}; choose one of: {', '.join(choices)}")
 
 
 def main() -> None:
