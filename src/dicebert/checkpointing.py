@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from dicebert.atomic import atomic_path
 
 
 class CheckpointMismatchError(ValueError):
@@ -23,22 +24,15 @@ class CheckpointMismatchError(ValueError):
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write to ``<name>.tmp-<pid>`` in the same folder, fsync, then atomically rename."""
+    """Write to a temp file in the same folder, fsync, then atomically rename (:func:`atomic_path`)."""
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
     ) -> None:
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        try:
-            with open(tmp, "wb") as handle:
-                torch.save(checkpoint, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            torch.save(checkpoint, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
 
 
 def collect_rng_states() -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import pandas as pd
 from torch.utils.data import DataLoader, Dataset
 from transformers import DataCollatorWithPadding
 
+from dicebert.atomic import atomic_path
 from dicebert.data.batching import LengthGroupedBatchSampler
 from dicebert.data.imbalance import limit_per_class, make_long_tailed, stratified_split
 from dicebert.data.sampling import SAMPLERS, build_sampler
@@ -242,13 +242,11 @@ class TextClassificationDataModule(L.LightningDataModule):
                 log.warning("ignoring unreadable source cache %s (%s)", paths["train"], err)
         raw = self.source.load()
         try:
-            paths["train"].parent.mkdir(parents=True, exist_ok=True)
             for role in ("val", "test", "train"):
                 frame = getattr(raw, role)
                 if frame is not None:
-                    tmp = paths[role].with_suffix(f".{os.getpid()}.tmp")
-                    frame.to_parquet(tmp, index=False)
-                    os.replace(tmp, paths[role])
+                    with atomic_path(paths[role]) as tmp:
+                        frame.to_parquet(tmp, index=False)
         except Exception as err:  # e.g. a label column mixing types: parquet cannot store it; no cache
             log.info("source tables not cached (%s)", err)
         return raw

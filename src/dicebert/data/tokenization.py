@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from dicebert.atomic import atomic_path
+
 log = logging.getLogger(__name__)
 
 
@@ -98,10 +100,8 @@ def tokenize(
                 log.warning("ignoring unreadable token cache %s (%s)", path, err)
     encoded = encode(texts, tokenizer, max_length)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         lengths = torch.tensor([0] + [len(ids) for ids in encoded], dtype=torch.int64)
         flat = torch.tensor([t for ids in encoded for t in ids], dtype=torch.int32)
-        torch.save({"ids": flat, "offsets": lengths.cumsum(0)}, tmp)
-        os.replace(tmp, path)  # atomic: concurrent sweep jobs never read a half-written cache
+        with atomic_path(path) as tmp:  # concurrent sweep jobs never read a half-written cache
+            torch.save({"ids": flat, "offsets": lengths.cumsum(0)}, tmp)
     return encoded

@@ -15,14 +15,15 @@ from typing import Any
 
 import numpy as np
 
+from dicebert.atomic import atomic_path
+
 
 def write_json(path: str | os.PathLike[str], data: Any) -> Path:
     """Atomically write ``data`` as pretty JSON."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=_plain) + "\n")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=_plain) + "\n")
     return path
 
 
@@ -94,10 +95,9 @@ def plot_confusion_matrix(
             )
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 
