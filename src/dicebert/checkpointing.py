@@ -17,10 +17,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from dicebert.atomic import atomic_path
-
-
-class CheckpointMismatchError(ValueError):
-    """A checkpoint from another label set or model architecture."""
+from dicebert.errors import CheckpointMismatchError
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -22,7 +22,8 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from dicebert.data.sources import DataError, label_strings, read_table
+from dicebert.data.sources import label_strings, read_table
+from dicebert.errors import DataError, PredictError
 
 SPLITS = ("train", "val", "test")
 
@@ -39,10 +40,6 @@ class PredictConfig:
     label_column: str | None = "label"  # scored when present in the input
     batch_size: int | None = None  # default: the run's data.eval_batch_size
     device: str = "auto"  # auto | cpu | cuda | cuda:1 ...
-
-
-class PredictError(ValueError):
-    """Bad options or inputs; the message names the problem and the fix in one line."""
 
 
 def load_run(

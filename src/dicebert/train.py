@@ -26,9 +26,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from dicebert.checkpointing import CheckpointMismatchError, check_compatible
-from dicebert.data import DataError
-from dicebert.models import ModelLoadError, NonFiniteLossError
+from dicebert.checkpointing import check_compatible
+from dicebert.errors import CheckpointMismatchError, DataError, ModelLoadError, NonFiniteLossError
 from dicebert.reporting.dashboards import log_run_outputs
 from dicebert.reporting.run_outputs import (
     build_metrics_record,

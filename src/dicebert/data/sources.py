@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from dicebert.errors import DataError
+
 TEXT_FIELDS = ("title", "body", "title_body")
 FILE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 
@@ -27,10 +29,6 @@ def files_fingerprint(kind: str, options: dict[str, Any], files: list[Path]) -> 
         stat = path.stat()
         digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:24]
-
-
-class DataError(ValueError):
-    """Bad input data: the message names the problem and the fix, in one line."""
 
 
 @dataclass

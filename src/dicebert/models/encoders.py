@@ -14,11 +14,9 @@ from typing import Any
 
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from dicebert.errors import ModelLoadError
+
 PACKAGED = "packaged:"
-
-
-class ModelLoadError(ValueError):
-    """A model or tokenizer could not be loaded; the message says from where and what to do."""
 
 
 def resolve_name_or_path(name_or_path: str) -> str:

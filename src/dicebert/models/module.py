@@ -12,14 +12,11 @@ from torch import Tensor, nn
 from transformers import get_linear_schedule_with_warmup
 
 from dicebert.checkpointing import collect_rng_states, restore_rng_states
+from dicebert.errors import NonFiniteLossError
 from dicebert.losses import ClassificationLoss
 from dicebert.metrics import build_confusion_matrix, build_metrics
 
 NONFINITE = ("raise", "skip")
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN/inf: stopping beats reporting a silently broken model."""
 
 
 class ClassifierModule(L.LightningModule):

@@ -35,6 +35,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from scipy import stats
 
+from dicebert.errors import SweepError
+
 log = logging.getLogger(__name__)
 
 #: Environment variable through which a sweep names the W&B group of its jobs (conf/logger/wandb.yaml).
@@ -57,10 +59,6 @@ PLOTS = {
     "per_class_f1": "per_class_f1.png",
     "confusion": "confusion_matrices.png",
 }
-
-
-class SweepError(ValueError):
-    """A folder that is not a sweep, or an option that does not fit it; the message says what to pass."""
 
 
 @dataclass
