@@ -75,6 +75,27 @@ def check_inputs(logits: Tensor, targets: Tensor) -> None:
         )
 
 
+def log_probs_and_complements(logits: Tensor) -> tuple[Tensor, Tensor]:
+    """``(log p, log(1 − p))`` of the softmax, ``[N, C]`` each, exact at both ends in float32.
+
+    ``1 − softmax`` (or ``−expm1(log p)``) rounds to 0 once the top logit leads by ~17 in float32,
+    which gives focal with γ < 1 an infinite derivative (NaN gradient) and DSC a jump with zero
+    gradient. Only the top class of a row can have p > ½; for it both terms come from its margin
+    ``d = z_top − logsumexp(others)``: ``log p = −log(1 + e^−d)`` and ``log(1 − p) = −log(1 + e^d)``.
+    Every other class has p ≤ ½, where ``log1p(−p)`` is exact.
+    """
+    log_p = torch.log_softmax(logits, dim=1)
+    top = nn.functional.one_hot(logits.argmax(dim=1), logits.shape[1]).bool()
+    others = logits.masked_fill(top, float("-inf")).logsumexp(dim=1, keepdim=True)
+    margin = logits.masked_select(top)[:, None] - others
+    zero = torch.zeros_like(margin)
+    log_p = torch.where(top, -torch.logaddexp(zero, -margin), log_p)
+    # the top class's p is replaced by 0 before log1p: log1p(−1) would make where's gradient NaN
+    below_half = torch.where(top, torch.zeros_like(log_p), log_p.exp())
+    log_1mp = torch.where(top, -torch.logaddexp(zero, margin), torch.log1p(-below_half))
+    return log_p, log_1mp
+
+
 def one_hot(targets: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
     """``[N, C]`` one-hot targets in the loss's compute dtype."""
     return nn.functional.one_hot(targets.long(), num_classes).to(dtype)

@@ -21,20 +21,19 @@ import torch
 from torch import Tensor
 
 from dicebert.losses import register
-from dicebert.losses.base import ClassificationLoss, one_hot
+from dicebert.losses.base import ClassificationLoss, log_probs_and_complements, one_hot
 
 
-def _dsc_terms(probs: Tensor, one_minus: Tensor, y: Tensor, alpha: float, smooth: float) -> Tensor:
-    # 1 − p floored at the smallest normal float: (1 − p)^α has an infinite derivative at 0, and the
-    # floor (whose value differs from 0^α only when p rounds to 1) keeps gradients finite.
-    adjusted = one_minus.clamp_min(torch.finfo(probs.dtype).tiny) ** alpha * probs
+def _dsc_terms(adjusted: Tensor, y: Tensor, smooth: float) -> Tensor:
     return 1.0 - (2.0 * adjusted * y + smooth) / (adjusted**2 + y**2 + smooth)
 
 
 def dsc_per_sample(probs: Tensor, targets: Tensor, alpha: float = 0.01, smooth: float = 1.0) -> Tensor:
     """DSC of each sample (``[N]``) from probabilities ``[N, C]`` taken as given (no softmax)."""
     y = one_hot(targets, probs.shape[1], probs.dtype)
-    return _dsc_terms(probs, 1.0 - probs, y, alpha, smooth).sum(dim=1)
+    # 1 − p floored at the smallest normal float: (1 − p)^α has an infinite derivative at 0.
+    adjusted = (1.0 - probs).clamp_min(torch.finfo(probs.dtype).tiny) ** alpha * probs
+    return _dsc_terms(adjusted, y, smooth).sum(dim=1)
 
 
 @register("dsc")
@@ -55,8 +54,9 @@ class SelfAdjustingDiceLoss(ClassificationLoss):
         self.smooth = smooth
 
     def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
-        log_p = torch.log_softmax(logits, dim=1)
-        # 1 − p as −expm1(log p): exact when p → 1, where 1 − softmax cancels to 0 too early.
+        # p̃ = exp(α·log(1 − p) + log p) with both logs exact: 1 − softmax rounds to 0 past a
+        # logit gap of ~17 in float32, where the loss used to jump (0.006 → 0.156) with no gradient.
+        log_p, log_1mp = log_probs_and_complements(logits)
+        adjusted = torch.exp(self.alpha * log_1mp + log_p)
         y = one_hot(targets, logits.shape[1], logits.dtype)
-        terms = _dsc_terms(log_p.exp(), -torch.expm1(log_p), y, self.alpha, self.smooth)
-        return terms.sum(dim=1).mean()
+        return _dsc_terms(adjusted, y, self.smooth).sum(dim=1).mean()
