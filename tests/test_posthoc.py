@@ -1,0 +1,69 @@
+"""Post-hoc logit adjustment and per-class ranking metrics from saved logits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score
+
+from dicebert.posthoc import LOGITS_FILE, main, posthoc_metrics, save_logits, tune_tau
+
+CLASSES = ["head", "mid", "tail"]
+COUNTS = [100.0, 30.0, 3.0]
+
+
+def threshold_failure(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Logits that rank the true class first once the prior is removed, but lose the argmax to the head.
+
+    The classifier scores ``s = one_hot(y)·2 + noise`` and then adds ``log π`` (what a model trained on
+    the long-tailed prior learns): the tail's true score is high, but its prior is 3.5 nats lower.
+    """
+    labels = rng.integers(0, 3, size=n)
+    scores = 2.0 * np.eye(3)[labels] + rng.normal(0, 0.5, size=(n, 3))
+    log_prior = np.log(np.asarray(COUNTS) / sum(COUNTS))
+    return (scores + log_prior).astype(np.float32), labels
+
+
+def test_adjustment_recovers_a_threshold_failure(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    val, test = threshold_failure(rng, 300), threshold_failure(rng, 600)
+    path = tmp_path / LOGITS_FILE
+    save_logits(path, {"val": val, "test": test})
+    out = posthoc_metrics(path, CLASSES, COUNTS)
+    plain = f1_score(test[1], test[0].argmax(1), average=None, labels=[0, 1, 2], zero_division=0)
+    assert plain[2] < 0.2  # the tail is almost never predicted before adjustment
+    assert out["posthoc/tau"] == pytest.approx(1.0, abs=0.26)  # the shift that undoes the learnt prior
+    assert out["posthoc/test/f1/tail"] > 0.9
+    assert out["posthoc/test/macro_f1"] > f1_score(test[1], test[0].argmax(1), average="macro") + 0.2
+    assert out["test/auroc/tail"] > 0.98  # it was a threshold problem, not a ranking problem
+    assert set(out) >= {f"test/precision/{c}" for c in CLASSES}
+
+
+def test_tau_ties_keep_the_smallest_shift() -> None:
+    logits = np.array([[3.0, 0.0], [0.0, 3.0]])
+    assert tune_tau(logits, np.array([0, 1]), np.log(np.array([0.5, 0.5]))) == 0.0
+
+
+def test_auroc_is_omitted_when_the_test_split_lacks_a_class(tmp_path: Path) -> None:
+    labels = np.array([0, 0, 1, 1])
+    logits = np.eye(3)[labels].astype(np.float32)
+    save_logits(tmp_path / LOGITS_FILE, {"val": (logits, labels), "test": (logits, labels)})
+    out = posthoc_metrics(tmp_path / LOGITS_FILE, CLASSES, COUNTS)
+    assert "test/auroc/tail" not in out and out["test/auroc/head"] == 1.0
+
+
+def test_cli_merges_the_keys_into_a_finished_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "sweep" / "0"
+    rng = np.random.default_rng(1)
+    save_logits(run / LOGITS_FILE, {"val": threshold_failure(rng, 90), "test": threshold_failure(rng, 90)})
+    (run / "label_map.json").write_text(json.dumps({str(i): c for i, c in enumerate(CLASSES)}))
+    record = {"test/macro_f1": 0.5, **{f"train/count/{c}": n for c, n in zip(CLASSES, COUNTS, strict=True)}}
+    (run / "metrics.json").write_text(json.dumps(record))
+    assert main([str(tmp_path / "sweep")]) == 0
+    merged = json.loads((run / "metrics.json").read_text())
+    assert merged["test/macro_f1"] == 0.5 and "posthoc/test/macro_f1" in merged
+    assert "tau=" in capsys.readouterr().out
+    assert main([str(tmp_path / "nothing")]) == 1
