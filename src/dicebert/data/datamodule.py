@@ -14,10 +14,11 @@ from transformers import DataCollatorWithPadding
 
 from dicebert.atomic import atomic_path
 from dicebert.data.batching import LengthGroupedBatchSampler
-from dicebert.data.imbalance import limit_per_class, make_long_tailed, stratified_split
+from dicebert.data.imbalance import limit_per_class, make_long_tailed
 from dicebert.data.sampling import SAMPLERS, build_sampler
 from dicebert.data.sources import DataError, RawSplits, label_strings
-from dicebert.data.tokenization import tokenize, tokenizer_fingerprint
+from dicebert.data.splits import duplicate_summary, group_stratified_split
+from dicebert.data.tokenization import auto_max_length, tokenize, tokenizer_fingerprint
 from dicebert.models.encoders import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,10 @@ class TextClassificationDataModule(L.LightningDataModule):
 
     ``imbalance_ratio`` ρ subsamples the training split to the profile of
     :func:`~dicebert.data.imbalance.long_tail_counts` (ρ = 1: balanced); None keeps it as it is.
+    Splits the project makes keep identical texts together and give val at least
+    ``min_val_per_class`` examples of each class (:mod:`dicebert.data.splits`); texts shared by
+    given splits are counted in ``summary["duplicates"]``. ``max_length="auto"``: see
+    :func:`~dicebert.data.tokenization.auto_max_length`.
 
     After :meth:`setup` it exposes ``class_names`` (id → name), ``num_classes`` and the training
     ``class_counts`` (after imbalance subsampling): the model and the loss read them from here.
@@ -53,12 +58,15 @@ class TextClassificationDataModule(L.LightningDataModule):
         self,
         source: Any,
         tokenizer: str,
-        max_length: int = 128,
+        max_length: int | str = 128,
+        max_length_percentile: float = 95.0,
+        max_length_limit: int | None = None,
         batch_size: int = 16,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
+        min_val_per_class: int = 0,
         imbalance_ratio: float | None = None,
         class_order: str | Sequence[str] = "descending",
         sampler: str = "none",
@@ -72,9 +80,18 @@ class TextClassificationDataModule(L.LightningDataModule):
         trust_remote_code: bool = False,
     ) -> None:
         super().__init__()
-        for name, value in (("batch_size", batch_size), ("max_length", max_length)):
-            if value is None or value < 1:
-                raise DataError(f"data.{name} must be a positive integer; got {value}")
+        if batch_size is None or batch_size < 1:
+            raise DataError(f"data.batch_size must be a positive integer; got {batch_size}")
+        if max_length != "auto" and (not isinstance(max_length, int) or max_length < 1):
+            raise DataError(f"data.max_length must be a positive integer or auto; got {max_length}")
+        if not 0 < max_length_percentile <= 100:
+            raise DataError(f"data.max_length_percentile must be in (0, 100]; got {max_length_percentile}")
+        if max_length_limit is not None and max_length_limit < 1:
+            raise DataError(
+                f"data.max_length_limit must be a positive integer or null; got {max_length_limit}"
+            )
+        if min_val_per_class < 0:
+            raise DataError(f"data.min_val_per_class must be >= 0; got {min_val_per_class}")
         if num_workers < 0:
             raise DataError(f"data.num_workers must be >= 0; got {num_workers}")
         if sampler not in SAMPLERS:
@@ -88,11 +105,14 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.source = source
         self.tokenizer_name = tokenizer
         self.max_length = max_length
+        self.max_length_percentile = max_length_percentile
+        self.max_length_limit = max_length_limit
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
+        self.min_val_per_class = min_val_per_class
         self.imbalance_ratio = imbalance_ratio
         self.class_order = class_order
         self.sampler = sampler
@@ -107,6 +127,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.class_names: list[str] = []
         self.datasets: dict[str, TokenizedDataset] = {}
         self.summary: dict[str, Any] = {}
+        self.tables: dict[str, pd.DataFrame] = {}  # the texts behind ``datasets`` (for the baselines)
 
     # ----------------------------------------------------------------------------------- public
     @property
@@ -124,6 +145,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         if self.datasets:  # idempotent: train.py sets up before the Trainer does
             return
         tables = self.load_tables()
+        self.tables = tables
         self.class_names = _class_names(tables["train"]["label"])
         to_id = {name: i for i, name in enumerate(self.class_names)}
         for role in ("val", "test"):
@@ -137,6 +159,20 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.collator = DataCollatorWithPadding(self.tokenizer, pad_to_multiple_of=self.pad_to_multiple_of)
         counts: dict[str, dict[str, int]] = {}
         tokenizer_id = tokenizer_fingerprint(self.tokenizer) if self.cache_dir is not None else None
+        if self.max_length == "auto":
+            self.max_length, self.summary["max_length"] = auto_max_length(
+                tables["train"]["text"].tolist(),
+                self.tokenizer,
+                self.max_length_percentile,
+                self.max_length_limit,
+            )
+            log.info(
+                "data.max_length=auto: %d tokens (%s)",
+                self.max_length,
+                ", ".join(f"{k}={v}" for k, v in self.summary["max_length"].items()),
+            )
+        else:
+            self.summary["max_length"] = {"value": self.max_length, "auto": False}
         for role, frame in tables.items():
             ids = tokenize(
                 frame["text"].tolist(), self.tokenizer, self.max_length, self.cache_dir, tokenizer_id
@@ -207,10 +243,14 @@ class TextClassificationDataModule(L.LightningDataModule):
             }
         train = tables["train"]
         assert train is not None
-        if tables["test"] is None:
-            train, tables["test"] = stratified_split(train, self.test_fraction, self.seed, "test")
+        given = [role for role, frame in tables.items() if frame is not None]
+        source = {role: tables[role] for role in given}
+        if tables["test"] is None:  # identical texts never straddle a split the project makes
+            train, tables["test"] = group_stratified_split(train, self.test_fraction, self.seed, "test")
         if tables["val"] is None:
-            train, tables["val"] = stratified_split(train, self.val_fraction, self.seed, "val")
+            train, tables["val"] = group_stratified_split(
+                train, self.val_fraction, self.seed, "val", self.min_val_per_class
+            )
         if train["label"].nunique() < 2:
             raise DataError(
                 f"the training split has one class only ({train['label'].iloc[0]!r}); need at least 2"
@@ -218,6 +258,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         if self.imbalance_ratio is not None:
             train = make_long_tailed(train, self.imbalance_ratio, self.seed, self.class_order)
         tables["train"] = train
+        self.summary["duplicates"] = duplicate_summary(source, tables, given)  # type: ignore[arg-type]
         self.summary["dropped_rows"] = dropped
         self.summary["imbalance_ratio"] = self.imbalance_ratio
         return tables  # type: ignore[return-value]

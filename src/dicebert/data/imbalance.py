@@ -1,4 +1,4 @@
-"""Splitting and long-tail subsampling, deterministic for a seed.
+"""Long-tail subsampling of the training split, deterministic for a seed (splitting: splits.py).
 
 Only the training split is made imbalanced: val/test keep the natural distribution so that every
 loss is judged on the same examples, and macro metrics still see every class.
@@ -11,30 +11,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from dicebert.data.sources import DataError
 
 CLASS_ORDERS = ("descending", "ascending", "name")
-
-
-def stratified_split(
-    frame: pd.DataFrame, fraction: float, seed: int, what: str
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split off ``fraction`` of the rows, stratified by label; returns ``(rest, split_off)``."""
-    if not 0.0 < fraction < 1.0:
-        raise DataError(f"data.{what}_fraction must be in (0, 1); got {fraction}")
-    counts = frame["label"].value_counts()
-    too_small = counts[counts < 2]
-    if len(too_small):
-        raise DataError(
-            f"cannot split off a {what} set: class {too_small.index[0]!r} has "
-            f"{int(too_small.iloc[0])} example(s); "
-            f"give data.source.{what}_path or drop the class"
-        )
-    n_split = max(round(len(frame) * fraction), len(counts))
-    rest, split = train_test_split(frame, test_size=n_split, stratify=frame["label"], random_state=seed)
-    return rest.reset_index(drop=True), split.reset_index(drop=True)
 
 
 def long_tail_counts(available: Sequence[int], ratio: float) -> list[int]:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import importlib.util
+import io
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +22,8 @@ import pandas as pd
 from dicebert.errors import DataError
 
 TEXT_FIELDS = ("title", "body", "title_body")
+PACKAGED = "packaged:"
+ARCHIVE_MEMBER = "!"
 FILE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 
 
@@ -119,7 +124,10 @@ class LocalFiles:
 
     def fingerprint(self) -> str | None:
         """Cache key of :meth:`load`'s result; None when a file is missing (load says which)."""
-        files = [Path(p) for p in self.paths.values() if p]
+        try:
+            files = [resolve_data_path(p)[0] for p in self.paths.values() if p]
+        except DataError:
+            return None
         if not all(f.is_file() for f in files):
             return None
         options = {
@@ -131,34 +139,66 @@ class LocalFiles:
         return files_fingerprint("files", options, [f.resolve() for f in files])
 
     def load(self) -> RawSplits:
-        tables = {name: self._read(Path(p)) if p else None for name, p in self.paths.items()}
+        tables = {name: self._read(p) if p else None for name, p in self.paths.items()}
         return RawSplits(**tables)
 
-    def _read(self, path: Path) -> pd.DataFrame:
+    def _read(self, spec: str) -> pd.DataFrame:
+        path, member = resolve_data_path(spec)
         if not path.is_file():
             raise DataError(f"data file not found: {path}; check the data.source.*_path overrides")
-        frame = read_table(path, self.encoding, hint="set data.source.encoding")
-        return select_columns(frame, self.text_column, self.label_column, str(path))
+        frame = read_table(path, self.encoding, hint="set data.source.encoding", member=member)
+        return select_columns(frame, self.text_column, self.label_column, spec)
 
 
-def read_table(path: Path, encoding: str = "utf-8", hint: str = "pass its encoding") -> pd.DataFrame:
+def resolve_data_path(spec: str) -> tuple[Path, str | None]:
+    """A data path as configured → ``(file, archive member or None)``.
+
+    ``packaged:<package>/<path>`` is a file shipped inside an installed package, found without
+    importing it (a data package may download or print at import); ``<file>.zip!<member>`` is a
+    table inside a zip archive. Configs then name no path of any one machine.
+    """
+    spec = str(spec)
+    member = None
+    if ARCHIVE_MEMBER in spec:
+        spec, _, member = spec.partition(ARCHIVE_MEMBER)
+    if not spec.startswith(PACKAGED):
+        return Path(spec), member
+    package, _, inner = spec[len(PACKAGED) :].partition("/")
+    found = importlib.util.find_spec(package) if package and "." not in package else None
+    if found is None or not found.submodule_search_locations:
+        raise DataError(f"{spec}: package {package!r} is not installed; pip install it or give a file path")
+    return Path(next(iter(found.submodule_search_locations))) / inner, member
+
+
+def read_table(
+    path: Path, encoding: str = "utf-8", hint: str = "pass its encoding", member: str | None = None
+) -> pd.DataFrame:
     """A csv/tsv/jsonl/parquet file as a DataFrame of strings as written (empty cells are NaN).
 
     Shared by training (:class:`LocalFiles`) and :mod:`dicebert.predict`, so a file that trains
-    also predicts. Unsupported types and undecodable bytes are one-line :class:`DataError`.
+    also predicts. ``member``: the table inside the zip archive ``path``. Unsupported types and
+    undecodable bytes are one-line :class:`DataError`.
     """
-    fmt = FILE_FORMATS.get(path.suffix.lower())
+    suffix = Path(member).suffix if member else path.suffix
+    fmt = FILE_FORMATS.get(suffix.lower())
     if fmt is None:
         raise DataError(
-            f"unsupported file type {path.suffix!r} for {path}; use one of {', '.join(FILE_FORMATS)}"
+            f"unsupported file type {suffix!r} for {member or path}; use one of {', '.join(FILE_FORMATS)}"
         )
+    source: Path | io.BytesIO = path
+    if member is not None:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                source = io.BytesIO(archive.read(member))
+        except (zipfile.BadZipFile, KeyError) as err:
+            raise DataError(f"cannot read {member!r} from the zip archive {path}: {err}") from None
     try:
         if fmt == "parquet":
-            return pd.read_parquet(path)
+            return pd.read_parquet(source)
         if fmt == "jsonl":
-            return pd.read_json(path, lines=True, encoding=encoding, dtype=False)
+            return pd.read_json(source, lines=True, encoding=encoding, dtype=False)
         return pd.read_csv(
-            path,
+            source,
             sep="\t" if fmt == "tsv" else ",",
             encoding=encoding,
             dtype=str,

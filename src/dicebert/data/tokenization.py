@@ -16,6 +16,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
@@ -105,3 +106,43 @@ def tokenize(
         with atomic_path(path) as tmp:  # concurrent sweep jobs never read a half-written cache
             torch.save({"ids": flat, "offsets": lengths.cumsum(0)}, tmp)
     return encoded
+
+
+def model_max_length(tokenizer: PreTrainedTokenizerBase, fallback: int = 512) -> int:
+    """The longest input the model takes: the tokenizer's ``model_max_length`` when it is set."""
+    limit = getattr(tokenizer, "model_max_length", None)
+    return int(limit) if isinstance(limit, int) and 0 < limit < 100_000 else fallback
+
+
+def auto_max_length(
+    texts: Sequence[str],
+    tokenizer: PreTrainedTokenizerBase,
+    percentile: float = 95.0,
+    limit: int | None = None,
+) -> tuple[int, dict[str, float | int | bool]]:
+    """``data.max_length=auto``: the ``percentile``-th percentile of the texts' token lengths.
+
+    The percentile is the smallest length L such that at least ``percentile`` % of the training
+    texts have at most L tokens (special tokens included), so about (100 − percentile) % are
+    truncated. It is capped by the model's maximum and by ``limit`` (CPU budgets), whichever is
+    smaller. Texts are tokenized only up to the cap: lengths past it do not change the answer.
+    Returns the length and what ``data_summary.json`` records about it.
+    """
+    if not texts:
+        raise ValueError("max_length=auto needs at least one training text")
+    cap = model_max_length(tokenizer)
+    if limit is not None:
+        cap = min(cap, int(limit))
+    lengths = np.array([len(ids) for ids in encode(texts, tokenizer, cap)])
+    value = int(np.percentile(lengths, percentile, method="inverted_cdf"))
+    info: dict[str, float | int | bool] = {
+        "value": value,
+        "auto": True,
+        "percentile": float(percentile),
+        "cap": cap,
+        "capped": value >= cap,
+        # a text cut at the cap counts as truncated (its full length was not measured)
+        "truncated_fraction": round(float(np.mean(lengths >= cap if value >= cap else lengths > value)), 4),
+        "median_tokens": int(np.median(lengths)),
+    }
+    return value, info
