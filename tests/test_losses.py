@@ -151,12 +151,14 @@ def ref_generalized_dice(z, t, n, smooth_nr=1e-5, smooth_dr=1e-5):
     return 1 - (2 * num + smooth_nr) / (den + smooth_dr)
 
 
-def ref_ldam(z, t, n, max_margin=0.5, scale=30.0, drw_epoch=None, beta=0.999, epoch=0):
+def ref_ldam(z, t, n, max_margin=0.5, scale=30.0, drw_start=None, beta=0.999, epoch=0):
+    """The paper's CE(s·(cos − Δ_y e_y)), where the cosine head hands the loss z = s·cos."""
+    cos = z / scale
     raw = 1.0 / n**0.25
     delta = raw / raw.max() * max_margin
-    shifted = z - _onehot(t, z.shape[1]) * delta[t][:, None]
+    shifted = cos - _onehot(t, z.shape[1]) * delta[t][:, None]
     rows = _ce_rows(scale * shifted, t)
-    if drw_epoch is not None and epoch >= drw_epoch:
+    if drw_start is not None and epoch >= drw_start:
         rows = _ref_weights(n, "effective_number", beta)[t] * rows
     return rows.mean()
 
@@ -180,7 +182,7 @@ def _per_class(key: str, **o: Any) -> Opts:
     return lambda c: {**o, key: [0.5 + 0.1 * i for i in range(c)]}
 
 
-# (name, options as a function of C, reference, epoch passed to set_epoch)
+# (name, options as a function of C, reference, epoch passed to set_progress)
 CASES: list[tuple[str, Opts, Callable[..., torch.Tensor], int]] = [
     ("ce", _const(), ref_ce, 0),
     ("ce", _const(label_smoothing=0.1), ref_ce, 0),
@@ -206,8 +208,8 @@ CASES: list[tuple[str, Opts, Callable[..., torch.Tensor], int]] = [
     ("generalized_dice", _const(), ref_generalized_dice, 0),
     ("generalized_dice", _const(smooth_nr=0.0, smooth_dr=1e-3), ref_generalized_dice, 0),
     ("ldam", _const(), ref_ldam, 0),
-    ("ldam", _const(drw_epoch=2, scale=5.0, max_margin=1.0), ref_ldam, 1),
-    ("ldam", _const(drw_epoch=2, beta=0.99), ref_ldam, 3),
+    ("ldam", _const(drw_start=2, scale=5.0, max_margin=1.0), ref_ldam, 1),
+    ("ldam", _const(drw_start=2, beta=0.99), ref_ldam, 3),
     ("logit_adjusted", _const(), ref_logit_adjusted, 0),
     ("logit_adjusted", _const(tau=0.5), ref_logit_adjusted, 0),
     ("balanced_softmax", _const(), ref_balanced_softmax, 0),
@@ -235,7 +237,7 @@ def _batch(c: int, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _build(name: str, c: int, opts: Opts, epoch: int) -> torch.nn.Module:
     loss = build_loss(name, class_counts=_counts(c), **opts(c))
-    loss.set_epoch(epoch)
+    loss.set_progress(epoch)
     return loss
 
 
@@ -359,18 +361,18 @@ def test_rare_classes_weigh_more() -> None:
 
 
 def test_ldam_margins_and_deferred_reweighting() -> None:
-    loss = build_loss("ldam", class_counts=COUNTS5, max_margin=0.5, drw_epoch=2)
+    loss = build_loss("ldam", class_counts=COUNTS5, max_margin=0.5, drw_start=2)
     assert loss.margins.max().item() == pytest.approx(0.5)
     assert torch.all(loss.margins[1:] > loss.margins[:-1])  # rarer class, larger margin
     z, t = _batch(5, "single")  # all targets are the rarest class, whose DRW weight is > 1
     plain = build_loss("ldam", class_counts=COUNTS5, max_margin=0.5)(z, t)
-    loss.set_epoch(1)
+    loss.set_progress(1)
     torch.testing.assert_close(loss(z, t), plain)
-    loss.set_epoch(2)
+    loss.set_progress(2)
     weighted = loss(z, t)
     assert weighted > plain
     torch.testing.assert_close(
-        weighted, ref_ldam(z, t, torch.tensor(COUNTS5, dtype=F64), drw_epoch=2, epoch=2)
+        weighted, ref_ldam(z, t, torch.tensor(COUNTS5, dtype=F64), drw_start=2, epoch=2)
     )
 
 

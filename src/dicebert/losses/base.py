@@ -36,8 +36,49 @@ class ClassificationLoss(nn.Module):
             )
         self.register_buffer("class_counts", counts, persistent=False)
 
+    #: Deferred re-weighting (Cao et al. 2019): where a loss's class weights switch on. None:
+    #: from the start; an int: from that 0-based epoch; a float in [0, 1): from that fraction of
+    #: the training steps. Re-weighting losses take it as the ``drw_start`` option.
+    drw_start: int | float | None = None
+    #: Whether the class weights apply now (False before ``drw_start``); see :meth:`set_progress`.
+    weights_active: bool = True
+
+    def init_drw(self, drw_start: int | float | None, active_without_start: bool = True) -> None:
+        """Validate and store ``drw_start``; weights are off until :meth:`set_progress` reaches it."""
+        if isinstance(drw_start, bool) or not (
+            drw_start is None
+            or (isinstance(drw_start, int) and drw_start >= 0)
+            or (isinstance(drw_start, float) and 0.0 <= drw_start < 1.0)
+        ):
+            raise ValueError(
+                f"drw_start={drw_start!r}: give an epoch (int >= 0), a fraction of training "
+                "(float in [0, 1), e.g. 0.8) or null"
+            )
+        self.drw_start = drw_start
+        self._active_without_start = active_without_start
+        self.weights_active = active_without_start if drw_start is None else False
+
+    def set_progress(self, epoch: int, fraction: float | None = None) -> None:
+        """Called by the LightningModule before every training batch: epoch and done fraction.
+
+        ``fraction`` is ``global_step / total steps`` (None when training has no finite length).
+        """
+        self.set_epoch(epoch)
+        start = self.drw_start
+        if start is None:
+            self.weights_active = getattr(self, "_active_without_start", True)
+        elif isinstance(start, int):
+            self.weights_active = epoch >= start
+        elif fraction is None:
+            raise ValueError(
+                f"loss.drw_start={start} is a fraction of training, but the run has no finite "
+                "length; set trainer.max_epochs or trainer.max_steps, or give drw_start as an epoch"
+            )
+        else:
+            self.weights_active = fraction >= start
+
     def set_epoch(self, epoch: int) -> None:  # optional hook: most losses are stateless
-        """Called by the LightningModule at each epoch start (schedules such as LDAM-DRW use it)."""
+        """Called through :meth:`set_progress`; losses with epoch schedules override it."""
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         check_inputs(logits, targets)

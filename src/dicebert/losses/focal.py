@@ -32,7 +32,8 @@ class FocalLoss(ClassificationLoss):
 
     ``alpha``: None (no class weights), one weight per class (used as given), or ``"inverse"`` /
     ``"effective_number"`` (weights from the training counts, normalised to sum to C; ``beta`` is
-    the effective-number β). The string forms need ``class_counts``.
+    the effective-number β). The string forms need ``class_counts``. ``drw_start`` defers α
+    (deferred re-weighting: unweighted focal until that epoch or fraction of training).
     """
 
     def __init__(
@@ -41,8 +42,10 @@ class FocalLoss(ClassificationLoss):
         gamma: float = 2.0,
         alpha: Sequence[float] | str | None = None,
         beta: float = 0.999,
+        drw_start: int | float | None = None,
     ) -> None:
         super().__init__(class_counts)
+        self.init_drw(drw_start)
         if gamma < 0:
             raise ValueError(f"focal gamma must be >= 0; got {gamma}")
         self.gamma = gamma
@@ -59,7 +62,7 @@ class FocalLoss(ClassificationLoss):
 
     def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
         loss = focal_per_sample(logits, targets, self.gamma)
-        if self.alpha is not None:
+        if self.alpha is not None and self.weights_active:
             if self.alpha.numel() != logits.shape[1]:
                 raise ValueError(
                     f"focal alpha has {self.alpha.numel()} entries for {logits.shape[1]} classes"

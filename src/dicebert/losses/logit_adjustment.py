@@ -12,15 +12,22 @@ from torch.nn import functional as F
 from dicebert.losses import register
 from dicebert.losses.base import ClassificationLoss, class_weights, one_hot
 
+#: LDAM's s (Cao et al. 2019), also the cosine head's default scale, so the two agree by default.
+COSINE_SCALE = 30.0
+
 
 @register("ldam")
 class LDAMLoss(ClassificationLoss):
-    """Cao et al. 2019: ``CE(s·(z − Δ_y·e_y))`` with margins ``Δ_j ∝ n_j^−¼``, ``max Δ = max_margin``.
+    """Cao et al. 2019: ``CE(s·(cos − Δ_y·e_y))``, margins ``Δ_j ∝ n_j^−¼``, ``max Δ = max_margin``.
 
-    ``scale`` s = 30 assumes normalised logits (cosine head, z ∈ [−1, 1]); on raw linear logits use
-    s ≈ 1. Deferred re-weighting (DRW): from epoch ``drw_epoch`` (0-based, as Lightning's
-    ``current_epoch``) on, each sample is weighted by effective-number weights (β = ``beta``),
-    switched by :meth:`set_epoch`; ``drw_epoch=None`` never re-weights.
+    The scale s lives in the model: the cosine head (``model.net.head=cosine``) outputs
+    ``z = s·cos``, so probabilities, predictions and calibration come from the same logits the
+    loss sees (with s only inside the loss, test probabilities were a softmax of values in
+    [−1, 1], capped at 0.65 for 5 classes). The loss therefore computes ``CE(z − s·Δ_y·e_y)``,
+    identical to the paper's formula; ``scale`` must equal the head's (the LightningModule checks).
+    Deferred re-weighting (DRW): from ``drw_start`` (an epoch, or a fraction of training) on,
+    samples are weighted by effective-number weights (β = ``beta``); ``drw_start=None`` is plain
+    LDAM, never re-weighted.
     """
 
     needs_class_counts = True
@@ -29,33 +36,34 @@ class LDAMLoss(ClassificationLoss):
         self,
         class_counts: Sequence[int] | None = None,
         max_margin: float = 0.5,
-        scale: float = 30.0,
-        drw_epoch: int | None = None,
+        scale: float = COSINE_SCALE,
+        drw_start: int | float | None = None,
         beta: float = 0.999,
     ) -> None:
         super().__init__(class_counts)
         if max_margin < 0 or scale <= 0:
             raise ValueError(f"need max_margin >= 0 and scale > 0; got {max_margin}, {scale}")
+        self.init_drw(drw_start, active_without_start=False)
         margins = self.class_counts.pow(-0.25)
         self.register_buffer("margins", margins * (max_margin / margins.max()), persistent=False)
         self.register_buffer(
             "drw_weight", class_weights(self.class_counts, "effective_number", beta), persistent=False
         )
         self.scale = scale
-        self.drw_epoch = drw_epoch
-        self.reweight = False
 
-    def set_epoch(self, epoch: int) -> None:
-        """Switch the deferred re-weighting on from ``drw_epoch``."""
-        self.reweight = self.drw_epoch is not None and epoch >= self.drw_epoch
+    @property
+    def logit_scale(self) -> float:
+        """The scale the logits must carry (the head's s); the LightningModule checks it."""
+        return self.scale
 
     def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
         targets = targets.long()
-        shifted = logits - one_hot(targets, logits.shape[1], logits.dtype) * self.margins.to(logits)
-        loss = F.cross_entropy(self.scale * shifted, targets, reduction="none")
-        if self.reweight:
-            loss = self.drw_weight.to(loss)[targets] * loss
-        return loss.mean()
+        margins = self.scale * self.margins.to(logits)  # Δ in cosine units, z in s·cos units
+        shifted = logits - one_hot(targets, logits.shape[1], logits.dtype) * margins
+        rows = F.cross_entropy(shifted, targets, reduction="none")
+        if self.weights_active:
+            rows = self.drw_weight.to(rows)[targets] * rows
+        return rows.mean()
 
 
 @register("logit_adjusted")

@@ -2,7 +2,8 @@
 
 Convention shared with ``focal`` and ``ldam``: the loss is the plain batch mean of ``w_{y_i}·ℓ_i``,
 not PyTorch's ``Σ w ℓ / Σ w``, which would rescale each batch by its own class mix and so undo
-the re-weighting between batches.
+the re-weighting between batches. ``drw_start`` defers the weights (DRW, Cao et al. 2019): the
+loss is unweighted until that epoch or fraction of training.
 """
 
 from __future__ import annotations
@@ -29,14 +30,18 @@ class WeightedCELoss(ClassificationLoss):
         class_counts: Sequence[int] | None = None,
         weighting: str = "inverse",
         beta: float = 0.999,
+        drw_start: int | float | None = None,
     ) -> None:
         super().__init__(class_counts)
+        self.init_drw(drw_start)
         self.weighting = weighting
         self.register_buffer("weight", class_weights(self.class_counts, weighting, beta), persistent=False)
 
     def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
         targets = targets.long()
         ce = F.cross_entropy(logits, targets, reduction="none")
+        if not self.weights_active:
+            return ce.mean()
         return (self.weight.to(ce)[targets] * ce).mean()
 
 
@@ -60,8 +65,10 @@ class ClassBalancedLoss(ClassificationLoss):
         base: str = "focal",
         beta: float = 0.999,
         gamma: float = 2.0,
+        drw_start: int | float | None = None,
     ) -> None:
         super().__init__(class_counts)
+        self.init_drw(drw_start)
         if base not in CB_BASES:
             raise ValueError(f"unknown class_balanced base {base!r}; choose one of {', '.join(CB_BASES)}")
         if gamma < 0:
@@ -81,4 +88,6 @@ class ClassBalancedLoss(ClassificationLoss):
         else:
             y = one_hot(targets, logits.shape[1], logits.dtype)
             loss = F.binary_cross_entropy_with_logits(logits, y, reduction="none").sum(dim=1)
+        if not self.weights_active:
+            return loss.mean()
         return (self.weight.to(loss)[targets] * loss).mean()

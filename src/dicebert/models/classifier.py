@@ -7,20 +7,30 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from transformers import PreTrainedModel
 
+from dicebert.losses.logit_adjustment import COSINE_SCALE
+
 POOLINGS = ("pooler", "cls", "mean")
 HEADS = ("linear", "cosine")
 
 
 class CosineHead(nn.Module):
-    """Cosine-similarity logits in [−1, 1]: what LDAM's scale s assumes (normalised features and weights)."""
+    """Logits ``s·cos(feature, class weight)`` in [−s, s] (LDAM's normalised head, Cao et al. 2019).
 
-    def __init__(self, in_features: int, num_classes: int) -> None:
+    The scale belongs to the model, not to the loss: softmax of bare cosines in [−1, 1] can never
+    be confident (top probability ≤ 0.65 with 5 classes), so probabilities, predictions and ECE
+    must come from the scaled logits, the ones the loss is trained on.
+    """
+
+    def __init__(self, in_features: int, num_classes: int, scale: float = COSINE_SCALE) -> None:
         super().__init__()
+        if scale <= 0:
+            raise ValueError(f"model.net.cosine_scale must be > 0; got {scale}")
+        self.scale = float(scale)
         self.weight = nn.Parameter(torch.empty(num_classes, in_features))
         nn.init.normal_(self.weight, std=0.02)
 
     def forward(self, features: Tensor) -> Tensor:
-        return F.normalize(features, dim=-1) @ F.normalize(self.weight, dim=-1).T
+        return self.scale * (F.normalize(features, dim=-1) @ F.normalize(self.weight, dim=-1).T)
 
 
 class BertClassifier(nn.Module):
@@ -28,7 +38,8 @@ class BertClassifier(nn.Module):
 
     ``pooling``: ``pooler`` (the encoder's tanh pooler over [CLS], as in the write-up), ``cls``
     (raw [CLS] hidden state) or ``mean`` (mask-aware mean of token states). ``dropout`` defaults
-    to the encoder's ``hidden_dropout_prob``.
+    to the encoder's ``hidden_dropout_prob``. ``head``: ``linear`` or ``cosine`` (logits
+    ``cosine_scale · cos``, for ``ldam``, whose ``scale`` must match).
     """
 
     def __init__(
@@ -38,6 +49,7 @@ class BertClassifier(nn.Module):
         pooling: str = "pooler",
         dropout: float | None = None,
         head: str = "linear",
+        cosine_scale: float = COSINE_SCALE,
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
@@ -55,8 +67,14 @@ class BertClassifier(nn.Module):
         hidden = encoder.config.hidden_size
         p = encoder.config.hidden_dropout_prob if dropout is None else dropout
         self.dropout = nn.Dropout(p)
-        self.head = nn.Linear(hidden, num_classes) if head == "linear" else CosineHead(hidden, num_classes)
+        self.head = (
+            nn.Linear(hidden, num_classes)
+            if head == "linear"
+            else CosineHead(hidden, num_classes, cosine_scale)
+        )
         self.num_classes = num_classes
+        #: The factor the logits carry (1 for the linear head); losses with margins check it.
+        self.logit_scale = self.head.scale if isinstance(self.head, CosineHead) else 1.0
         # from_pretrained returns the encoder in eval mode, and Lightning keeps each submodule's
         # mode: without this, dropout would silently stay off during training.
         self.train()

@@ -19,6 +19,22 @@ from dicebert.metrics import build_confusion_matrix, build_metrics
 NONFINITE = ("raise", "skip")
 
 
+def check_logit_scale(loss: ClassificationLoss, net: nn.Module) -> None:
+    """A loss that states the scale of its logits (LDAM's s) must get logits at that scale.
+
+    LDAM subtracts ``s·Δ`` from logits it assumes are ``s·cos``; on a linear head or a cosine
+    head of another scale its margins would mean something else than the paper's, silently.
+    """
+    wanted = getattr(loss, "logit_scale", None)
+    have = float(getattr(net, "logit_scale", 1.0))
+    if wanted is not None and not math.isclose(float(wanted), have):
+        raise ValueError(
+            f"the loss expects logits at scale {wanted:g} (s·cos) but the model's head gives scale "
+            f"{have:g}; use model.net.head=cosine model.net.cosine_scale={wanted:g}, "
+            f"or set loss.scale={have:g}"
+        )
+
+
 class ClassifierModule(L.LightningModule):
     """Trains ``net`` with ``loss``; evaluates with torchmetrics named by ``class_names``.
 
@@ -48,6 +64,7 @@ class ClassifierModule(L.LightningModule):
         self.save_hyperparameters(ignore=["net", "loss", "optimizer"])
         self.class_names = class_names
         self.net = net(num_classes=len(self.class_names))
+        check_logit_scale(loss, self.net)
         self.loss_fn = loss
         self.optimizer_factory = optimizer
         self.val_metrics = build_metrics(self.class_names, "val/")
@@ -62,8 +79,11 @@ class ClassifierModule(L.LightningModule):
             token_type_ids=batch.get("token_type_ids"),
         )
 
-    def on_train_epoch_start(self) -> None:
-        self.loss_fn.set_epoch(self.current_epoch)
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Tell the loss how far training is (deferred re-weighting switches on from there)."""
+        total = self.trainer.estimated_stepping_batches
+        fraction = self.global_step / total if math.isfinite(total) and total > 0 else None
+        self.loss_fn.set_progress(self.current_epoch, fraction)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor | None:
         loss = self.loss_fn(self(batch), batch["labels"])

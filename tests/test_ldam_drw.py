@@ -1,0 +1,167 @@
+"""LDAM's scale in the cosine head, and deferred re-weighting (DRW) for every re-weighting loss."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import pytest
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from dicebert.losses import build_loss
+from dicebert.models import ClassifierModule
+from dicebert.models.classifier import CosineHead
+
+F64 = torch.float64
+COUNTS5 = [50, 20, 10, 5, 2]
+
+
+def paper_ldam(cos: Tensor, t: Tensor, counts: list[int], max_margin: float, s: float) -> Tensor:
+    """Cao et al. 2019, eq. (13) with their code's normalisation: CE(s·(cos − Δ_y e_y)), float64."""
+    n = torch.tensor(counts, dtype=F64)
+    delta = n**-0.25
+    delta = delta / delta.max() * max_margin
+    shifted = cos.clone()
+    shifted[torch.arange(len(t)), t] -= delta[t]
+    logp = torch.log_softmax(s * shifted, dim=1)
+    return -logp[torch.arange(len(t)), t].mean()
+
+
+@pytest.mark.parametrize(("s", "max_margin"), [(30.0, 0.5), (10.0, 1.0)])
+def test_ldam_on_the_heads_scaled_logits_is_the_papers_loss(s: float, max_margin: float) -> None:
+    g = torch.Generator().manual_seed(0)
+    cos = torch.rand(32, 5, generator=g, dtype=F64) * 2 - 1
+    t = torch.randint(0, 5, (32,), generator=g)
+    loss = build_loss("ldam", class_counts=COUNTS5, scale=s, max_margin=max_margin)
+    torch.testing.assert_close(
+        loss(s * cos, t), paper_ldam(cos, t, COUNTS5, max_margin, s), rtol=1e-12, atol=0
+    )
+
+
+def test_cosine_head_outputs_scaled_logits_so_probabilities_can_be_confident() -> None:
+    head = CosineHead(16, 5, scale=30.0)
+    with torch.no_grad():
+        features = head.weight[2:3] * 7.0  # aligned with class 2: cos = 1
+        logits = head(features)
+    assert logits[0, 2].item() == pytest.approx(30.0, rel=1e-5)
+    assert logits.abs().max() <= 30.0 + 1e-4
+    assert torch.softmax(logits, 1)[0, 2] > 0.99  # bare cosines capped this at 0.65
+    with pytest.raises(ValueError, match="cosine_scale must be > 0"):
+        CosineHead(16, 5, scale=0.0)
+
+
+class TinyNet(nn.Module):
+    """Bag-of-embeddings classifier standing in for BERT: the module only needs logits."""
+
+    def __init__(self, num_classes: int, logit_scale: float = 1.0) -> None:
+        super().__init__()
+        self.embed = nn.EmbeddingBag(50, 8)
+        self.out = nn.Linear(8, num_classes)
+        self.logit_scale = logit_scale
+
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
+    ) -> Tensor:
+        return self.out(self.embed(input_ids))
+
+
+def _module(loss: Any, logit_scale: float = 1.0) -> ClassifierModule:
+    return ClassifierModule(
+        net=lambda num_classes: TinyNet(num_classes, logit_scale),
+        loss=loss,
+        class_names=[f"c{i}" for i in range(5)],
+        optimizer=lambda params: torch.optim.SGD(params, lr=0.1),
+    )
+
+
+def test_module_refuses_a_head_whose_scale_is_not_ldams() -> None:
+    ldam = build_loss("ldam", class_counts=COUNTS5)  # s = 30
+    with pytest.raises(ValueError, match=r"scale 30 .*model.net.head=cosine model.net.cosine_scale=30"):
+        _module(ldam, logit_scale=1.0)  # a linear head
+    _module(ldam, logit_scale=30.0)
+    _module(build_loss("ldam", class_counts=COUNTS5, scale=1.0), logit_scale=1.0)
+    _module(build_loss("ce"), logit_scale=30.0)  # losses without a stated scale take any head
+
+
+# ----------------------------------------------------------------------------- DRW
+
+REWEIGHTING = [
+    ("weighted_ce", {}, ("ce", {})),
+    ("focal", {"alpha": "inverse", "gamma": 1.0}, ("focal", {"gamma": 1.0})),
+    ("class_balanced", {"base": "ce"}, ("ce", {})),
+    ("ldam", {"scale": 1.0}, ("ldam", {"scale": 1.0})),
+]
+
+
+def _batch() -> tuple[Tensor, Tensor]:
+    g = torch.Generator().manual_seed(4)
+    return torch.randn(12, 5, generator=g, dtype=F64), torch.tensor([4, 4, 3, 0, 0, 0, 1, 2, 4, 3, 0, 1])
+
+
+@pytest.mark.parametrize(("name", "opts", "plain"), REWEIGHTING, ids=[r[0] for r in REWEIGHTING])
+@pytest.mark.parametrize(
+    ("start", "before", "after"),
+    [(2, (1, 0.9), (2, 0.1)), (0.5, (3, 0.49), (0, 0.5))],
+    ids=["epoch", "fraction"],
+)
+def test_deferred_reweighting_switches_weights_on_at_drw_start(
+    name: str, opts: dict, plain: tuple[str, dict], start: float, before: tuple, after: tuple
+) -> None:
+    z, t = _batch()
+    unweighted = build_loss(plain[0], class_counts=COUNTS5, **plain[1])(z, t)
+    weighted = build_loss(name, class_counts=COUNTS5, **opts, drw_start=0)
+    weighted.set_progress(0, 0.0)
+    weighted_value = weighted(z, t)
+    assert not torch.isclose(weighted_value, unweighted)
+    deferred = build_loss(name, class_counts=COUNTS5, **opts, drw_start=start)
+    torch.testing.assert_close(deferred(z, t), unweighted)  # off until told otherwise
+    deferred.set_progress(*before)
+    torch.testing.assert_close(deferred(z, t), unweighted)
+    deferred.set_progress(*after)
+    torch.testing.assert_close(deferred(z, t), weighted_value)
+
+
+def test_drw_start_is_validated() -> None:
+    for bad in (1.0, 1.5, -1, True, "0.8"):
+        with pytest.raises(ValueError, match="drw_start"):
+            build_loss("weighted_ce", class_counts=COUNTS5, drw_start=bad)
+    loss = build_loss("weighted_ce", class_counts=COUNTS5, drw_start=0.8)
+    with pytest.raises(ValueError, match="no finite length"):
+        loss.set_progress(3, None)
+
+
+def _loader() -> DataLoader:
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 50, (40, 6), generator=g)
+    labels = torch.arange(40) % 5
+    data = [
+        {"input_ids": ids[i : i + 8], "attention_mask": torch.ones(8, 6), "labels": labels[i : i + 8]}
+        for i in range(0, 40, 8)
+    ]
+    return DataLoader(data, batch_size=None)  # 5 ready-made batches of 8
+
+
+def test_module_reports_training_progress_to_the_loss() -> None:
+    """A real Lightning fit: the loss sees (epoch, global_step / total) before every batch."""
+    loss = build_loss("weighted_ce", class_counts=COUNTS5, drw_start=0.5)
+    seen: list[tuple[int, float | None, bool]] = []
+    set_progress = loss.set_progress
+
+    def spy(epoch: int, fraction: float | None = None) -> None:
+        set_progress(epoch, fraction)
+        seen.append((epoch, fraction, loss.weights_active))
+
+    loss.set_progress = spy  # type: ignore[method-assign]
+    trainer = L.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(_module(loss), train_dataloaders=_loader())
+    assert [(e, f) for e, f, _ in seen] == [(e, s / 10) for e in (0, 1) for s in range(5 * e, 5 * e + 5)]
+    assert [active for *_, active in seen] == [False] * 5 + [True] * 5
