@@ -21,6 +21,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from dicebert.atomic import atomic_path
+from dicebert.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ def auto_max_length(
     Returns the length and what ``data_summary.json`` records about it.
     """
     if not texts:
-        raise ValueError("max_length=auto needs at least one training text")
+        raise DataError("data.max_length=auto needs at least one training text; check the training split")
     cap = model_max_length(tokenizer)
     if limit is not None:
         cap = min(cap, int(limit))
