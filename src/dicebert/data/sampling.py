@@ -13,22 +13,34 @@ import torch
 from torch.utils.data import Sampler
 
 from dicebert.data.sources import DataError
+from dicebert.losses.base import class_weights
+
+__all__ = ["SAMPLERS", "EpochSeededSampler", "build_sampler", "class_weights", "effective_class_counts"]
 
 SAMPLERS = ("none", "inverse", "sqrt", "effective_number")
 
 
-def class_weights(class_counts: Sequence[int], scheme: str, beta: float = 0.999) -> torch.Tensor:
-    """Per-class sampling weight: 1/n_c, 1/√n_c or the effective number (1−β)/(1−β^n_c)."""
+def _sampler_weights(class_counts: Sequence[int], scheme: str, beta: float) -> torch.Tensor:
+    """Per-class draw weight (1/n_c, 1/√n_c or the effective number), one home with the losses'."""
+    if scheme not in SAMPLERS or scheme == "none":
+        raise DataError(f"data.sampler={scheme!r} is not one of {', '.join(SAMPLERS[1:])} here")
+    if not 0.0 <= beta < 1.0:
+        raise DataError(f"data.sampler_beta must be in [0, 1); got {beta}")
+    return class_weights(torch.as_tensor(list(class_counts), dtype=torch.float64), scheme, beta)
+
+
+def effective_class_counts(class_counts: Sequence[int], scheme: str, beta: float = 0.999) -> list[float]:
+    """Expected examples of each class per epoch under the sampler ``scheme``: ∝ n_c·w_c, sum N.
+
+    This is the class distribution the model is trained on, so it is what priors, margins and
+    weights must be computed from: a loss given the raw counts behind a rebalancing sampler
+    corrects the imbalance twice (Ren et al. 2020). ``none`` returns the raw counts.
+    """
     counts = torch.as_tensor(list(class_counts), dtype=torch.float64)
-    if scheme == "inverse":
-        return 1.0 / counts
-    if scheme == "sqrt":
-        return counts.rsqrt()
-    if scheme == "effective_number":
-        if not 0.0 <= beta < 1.0:
-            raise DataError(f"data.sampler_beta must be in [0, 1); got {beta}")
-        return (1.0 - beta) / (1.0 - beta**counts)
-    raise DataError(f"data.sampler={scheme!r} is not one of {', '.join(SAMPLERS)}")
+    if scheme == "none":
+        return counts.tolist()
+    seen = counts * _sampler_weights(class_counts, scheme, beta)
+    return (seen * (counts.sum() / seen.sum())).tolist()
 
 
 class EpochSeededSampler(Sampler[int]):
@@ -62,6 +74,6 @@ def build_sampler(
     """Plain shuffling (``none``) or class-rebalancing draws: per-sample weight = its class's weight."""
     if scheme == "none":
         return EpochSeededSampler(len(labels), seed)
-    per_class = class_weights(class_counts, scheme, beta)
+    per_class = _sampler_weights(class_counts, scheme, beta)
     weights = per_class[torch.as_tensor(list(labels), dtype=torch.long)]
     return EpochSeededSampler(len(labels), seed, weights)

@@ -145,17 +145,18 @@ def one_hot(targets: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
 WEIGHTINGS = ("inverse", "sqrt", "effective_number")
 
 
-def class_weights(counts: Tensor, weighting: str, beta: float = 0.999) -> Tensor:
-    """Per-class weights from training counts, normalised to sum to C (so ``w = 1`` means unweighted).
+def class_weights(counts: Tensor | Sequence[float], weighting: str, beta: float = 0.999) -> Tensor:
+    """Per-class weights from class counts, normalised to sum to C (so ``w = 1`` means unweighted).
 
     ``inverse``: ∝ 1/n_c (N/(C·n_c) before normalising); ``sqrt``: ∝ n_c^−½; ``effective_number``
     (Cui et al. 2019): ∝ (1−β)/(1−β^n_c). Normalising keeps the loss on CE's scale whatever the scheme.
+    The one home of these weights: the losses and the data samplers (``data.sampler``) both use it.
     """
     if weighting not in WEIGHTINGS:
         raise ValueError(f"unknown weighting {weighting!r}; choose one of {', '.join(WEIGHTINGS)}")
     if not 0.0 <= beta < 1.0:
         raise ValueError(f"effective-number beta must be in [0, 1); got {beta}")
-    counts = counts.double()
+    counts = torch.as_tensor(counts, dtype=torch.float64)
     if weighting == "inverse":
         raw = counts.sum() / (counts.numel() * counts)
     elif weighting == "sqrt":
