@@ -1,0 +1,114 @@
+"""CPU bf16 detection and the precision guards built on it (src/dicebert/hardware.py, conf/trainer/)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from dicebert import hardware
+from dicebert.errors import ConfigError
+from dicebert.hardware import CpuFeatures, auto_precision, checked_precision, parse_cpuinfo
+from dicebert.train import config_dir
+
+SAPPHIRE_RAPIDS = """processor\t: 0
+vendor_id\t: GenuineIntel
+model name\t: Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz
+flags\t\t: fpu vme avx avx2 avx512f avx512bw avx512_vnni avx512_bf16 amx_bf16 amx_tile amx_int8
+processor\t: 1
+model name\t: Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz
+flags\t\t: fpu vme avx avx2 avx512f avx512bw avx512_vnni avx512_bf16 amx_bf16 amx_tile amx_int8
+"""
+# This project's machine: AVX-512 but no bf16 instructions (avx512_vnni is int8, not bf16).
+ICE_LAKE = """model name\t: Intel(R) Xeon(R) Processor @ 2.80GHz
+flags\t\t: fpu avx avx2 avx512f avx512dq avx512bw avx512vl avx512_vnni avx512_bitalg
+"""
+AVX2_ONLY = "model name\t: AMD EPYC 7B12\nflags\t\t: fpu sse4_2 avx avx2 fma\n"
+GRAVITON3 = "processor\t: 0\nBogoMIPS\t: 2100.00\nFeatures\t: fp asimd sve bf16 i8mm\nCPU part\t: 0xd40\n"
+
+
+def fake_cpu(text: str) -> CpuFeatures:
+    model, flags = parse_cpuinfo(text)
+    return CpuFeatures(model, flags, "AVX512")
+
+
+@pytest.mark.parametrize(
+    ("text", "native", "found"),
+    [
+        (SAPPHIRE_RAPIDS, True, ["avx512_bf16", "amx_bf16"]),
+        (ICE_LAKE, False, []),
+        (AVX2_ONLY, False, []),
+        (GRAVITON3, True, ["bf16"]),
+    ],
+)
+def test_native_bf16_is_read_from_cpuinfo_flags(text: str, native: bool, found: list[str]) -> None:
+    cpu = fake_cpu(text)
+    assert cpu.native_bf16 is native
+    assert cpu.bf16_flags == found
+    assert ("bf16 autocast is native" in cpu.describe()) is native
+
+
+def test_cpuinfo_model_name_and_first_flags_line() -> None:
+    model, flags = parse_cpuinfo(SAPPHIRE_RAPIDS)
+    assert model == "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz"
+    assert {"avx512f", "amx_tile"} <= flags and "avx512_vnni" in flags
+
+
+def test_without_cpuinfo_torch_probes_are_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    cpu = hardware.detect_cpu.__wrapped__("")  # an empty /proc/cpuinfo: macOS, Windows
+    assert cpu.native_bf16 and cpu.bf16_flags == ["avx512_bf16"]
+    assert cpu.capability == torch.backends.cpu.get_cpu_capability()
+
+
+@pytest.mark.parametrize("text", [ICE_LAKE, AVX2_ONLY])
+def test_bf16_on_a_cpu_without_it_is_refused_in_one_line(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(hardware.ALLOW_SLOW_BF16, raising=False)
+    with pytest.raises(ConfigError) as refused:
+        checked_precision("bf16-mixed", "cpu", fake_cpu(text))
+    message = str(refused.value)
+    assert "\n" not in message and "trainer=default" in message and "20x slower" in message
+    monkeypatch.setenv(hardware.ALLOW_SLOW_BF16, "1")  # the escape hatch, e.g. to measure it
+    assert checked_precision("bf16-mixed", "cpu", fake_cpu(text)) == "bf16-mixed"
+
+
+def test_bf16_passes_where_native_and_other_precisions_always() -> None:
+    assert checked_precision("bf16-mixed", "cpu", fake_cpu(SAPPHIRE_RAPIDS)) == "bf16-mixed"
+    assert checked_precision("32-true", "cpu", fake_cpu(AVX2_ONLY)) == "32-true"
+    assert checked_precision("bf16-mixed", "gpu", fake_cpu(AVX2_ONLY)) == "bf16-mixed"
+
+
+def test_auto_picks_bf16_only_where_native(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="dicebert")
+    assert auto_precision("cpu", fake_cpu(SAPPHIRE_RAPIDS)) == "bf16-mixed"
+    assert auto_precision("cpu", fake_cpu(ICE_LAKE)) == "32-true"
+    assert "bf16 would be emulated" in caplog.text and "-> 32-true" in caplog.text  # said in the run log
+
+
+def _trainer_precision(choice: str) -> str:
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=[f"trainer={choice}"])
+    return instantiate(cfg.trainer.precision)
+
+
+@pytest.mark.parametrize(("text", "expected"), [(SAPPHIRE_RAPIDS, "bf16-mixed"), (ICE_LAKE, "32-true")])
+def test_trainer_cpu_auto_composes_to_the_detected_precision(
+    text: str, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hardware, "detect_cpu", lambda: fake_cpu(text))
+    assert _trainer_precision("cpu_auto") == expected
+
+
+def test_trainer_cpu_bf16_refuses_a_cpu_without_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(hardware.ALLOW_SLOW_BF16, raising=False)
+    monkeypatch.setattr(hardware, "detect_cpu", lambda: fake_cpu(SAPPHIRE_RAPIDS))
+    assert _trainer_precision("cpu_bf16") == "bf16-mixed"
+    monkeypatch.setattr(hardware, "detect_cpu", lambda: fake_cpu(AVX2_ONLY))
+    with pytest.raises(Exception) as refused:  # Hydra wraps it in an InstantiationException
+        _trainer_precision("cpu_bf16")
+    cause: BaseException | None = refused.value
+    while cause is not None and not isinstance(cause, ConfigError):
+        cause = cause.__cause__
+    assert isinstance(cause, ConfigError) and "trainer=default" in str(cause)
