@@ -31,11 +31,37 @@ def register(name: str) -> Callable[[type[ClassificationLoss]], type[Classificat
     return add
 
 
+#: ``alias → (loss it is, options it fixes)``: one method under its paper's name, not a new loss.
+ALIASES: dict[str, tuple[str, dict[str, Any]]] = {}
+
+
+def register_alias(alias: str, name: str, **fixed: Any) -> None:
+    """Make ``alias`` build ``name`` with ``fixed`` options (e.g. balanced_softmax = logit_adjusted, τ=1)."""
+    if alias in LOSSES and alias not in ALIASES:
+        raise ValueError(f"loss name {alias!r} is already a loss of its own ({LOSSES[alias].__name__})")
+    LOSSES[alias] = LOSSES[name]
+    ALIASES[alias] = (name, dict(fixed))
+
+
+def canonical_name(name: str) -> str:
+    """The loss an alias stands for (``balanced_softmax`` → ``logit_adjusted``); other names unchanged."""
+    return ALIASES[name][0] if name in ALIASES else name
+
+
 def build_loss(name: str, class_counts: Sequence[int] | None = None, **options: Any) -> ClassificationLoss:
     """Build the registered loss ``name``; priors come from ``class_counts``, never from config."""
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; registered losses: {', '.join(sorted(LOSSES))}")
     cls = LOSSES[name]
+    if name in ALIASES:
+        target, fixed = ALIASES[name]
+        clash = sorted(k for k in options if k in fixed and options[k] != fixed[k])
+        if clash:
+            raise ValueError(
+                f"loss {name!r} is {target!r} with {', '.join(f'{k}={fixed[k]}' for k in clash)} fixed; "
+                f"use loss={target} to set {', '.join(clash)}"
+            )
+        options = {**options, **fixed}
     try:
         return cls(class_counts=class_counts, **options)
     except TypeError as err:  # unknown option: say which options exist instead of a bare TypeError
@@ -44,10 +70,24 @@ def build_loss(name: str, class_counts: Sequence[int] | None = None, **options: 
 
 def _discover() -> None:
     for info in pkgutil.iter_modules(__path__):
-        if info.name != "base":
+        if info.name not in ("base", "equivalence"):
             importlib.import_module(f"{__name__}.{info.name}")
 
 
 _discover()
 
-__all__ = ["LOSSES", "ClassificationLoss", "build_loss", "check_inputs", "register"]
+from dicebert.losses.equivalence import canonical, equivalent, weight_deviation  # noqa: E402
+
+__all__ = [
+    "ALIASES",
+    "LOSSES",
+    "ClassificationLoss",
+    "build_loss",
+    "canonical",
+    "canonical_name",
+    "check_inputs",
+    "equivalent",
+    "register",
+    "register_alias",
+    "weight_deviation",
+]

@@ -1,5 +1,5 @@
-"""Losses that move the logits by class priors during training only: LDAM, logit adjustment,
-balanced softmax. Predictions use the raw logits (argmax z), which is what makes them work."""
+"""Losses that move the logits by class priors during training only: LDAM, logit adjustment and
+its alias balanced softmax. Predictions use the raw logits (argmax z), which is what makes them work."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from dicebert.losses import register
+from dicebert.losses import register, register_alias
 from dicebert.losses.base import ClassificationLoss, class_weights, one_hot
 
 #: LDAM's s (Cao et al. 2019), also the cosine head's default scale, so the two agree by default.
@@ -74,6 +74,7 @@ class LogitAdjustedLoss(ClassificationLoss):
 
     def __init__(self, class_counts: Sequence[int] | None = None, tau: float = 1.0) -> None:
         super().__init__(class_counts)
+        self.tau = tau
         self.register_buffer(
             "offset", tau * torch.log(self.class_counts / self.class_counts.sum()), persistent=False
         )
@@ -82,16 +83,6 @@ class LogitAdjustedLoss(ClassificationLoss):
         return F.cross_entropy(logits + self.offset.to(logits), targets.long())
 
 
-@register("balanced_softmax")
-class BalancedSoftmaxLoss(ClassificationLoss):
-    """Ren et al. 2020: ``CE(z + log n_c)``; equal to ``logit_adjusted`` with τ = 1 (CE ignores
-    the constant ``log N``), kept under its paper's name."""
-
-    needs_class_counts = True
-
-    def __init__(self, class_counts: Sequence[int] | None = None) -> None:
-        super().__init__(class_counts)
-        self.register_buffer("offset", torch.log(self.class_counts), persistent=False)
-
-    def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
-        return F.cross_entropy(logits + self.offset.to(logits), targets.long())
+# Ren et al. 2020's balanced softmax, CE(z + log n_c), is logit adjustment with τ = 1 (CE ignores
+# the constant log N): one method under two names, so one class and an alias, not a second loss.
+register_alias("balanced_softmax", "logit_adjusted", tau=1.0)

@@ -8,6 +8,7 @@ loss is unweighted until that epoch or fraction of training.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from torch import Tensor
@@ -16,6 +17,8 @@ from torch.nn import functional as F
 from dicebert.losses import register
 from dicebert.losses.base import ClassificationLoss, class_weights, one_hot
 from dicebert.losses.focal import focal_per_sample
+
+log = logging.getLogger("dicebert")
 
 
 @register("weighted_ce")
@@ -46,6 +49,8 @@ class WeightedCELoss(ClassificationLoss):
 
 
 CB_BASES = ("ce", "focal", "sigmoid")
+#: class_balanced warns when its weights are this close (max relative difference) to 1/n_c.
+NEAR_INVERSE = 0.2
 
 
 @register("class_balanced")
@@ -78,6 +83,17 @@ class ClassBalancedLoss(ClassificationLoss):
         self.register_buffer(
             "weight", class_weights(self.class_counts, "effective_number", beta), persistent=False
         )
+        inverse = class_weights(self.class_counts, "inverse")
+        deviation = float(((self.weight - inverse).abs() / inverse).max())
+        if deviation < NEAR_INVERSE:
+            log.warning(
+                "class_balanced: at these class counts beta=%s gives weights within %.0f%% of inverse "
+                "frequency, so it is nearly weighted_ce (inverse) on the %s base; lower loss.beta "
+                "for a different weighting",
+                beta,
+                100 * deviation,
+                base,
+            )
 
     def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
         targets = targets.long()
