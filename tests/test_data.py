@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from dicebert.data import BBCNews, DataError, HFDataset, LocalFiles, TextClassificationDataModule
-from dicebert.data.imbalance import long_tail_counts, make_long_tailed
+from dicebert.data.imbalance import long_tail_counts, make_long_tailed, order_classes
 from dicebert.data.sampling import build_sampler, class_weights
 from dicebert.data.splits import group_stratified_split
 
@@ -78,6 +78,16 @@ def test_make_long_tailed_is_seeded_and_touches_only_the_profile(bbc: pd.DataFra
     assert counts.iloc[0] / counts.iloc[-1] == pytest.approx(10, rel=0.05)
     ascending = make_long_tailed(bbc, 10, seed=0, class_order="ascending")
     assert ascending["label"].value_counts().idxmax() == "entertainment"  # smallest class becomes the head
+
+
+def test_rotate_class_order_makes_each_class_the_tail_once_over_seeds(bbc: pd.DataFrame) -> None:
+    counts = bbc["label"].value_counts().to_dict()
+    descending = order_classes(counts, "descending")
+    tails = [order_classes(counts, "rotate", seed)[-1] for seed in range(5)]
+    assert order_classes(counts, "rotate", 0) == descending
+    assert sorted(tails) == sorted(counts)  # every class is the tail for one of 5 seeds
+    tailed = make_long_tailed(bbc, 10, seed=1, class_order="rotate")
+    assert tailed["label"].value_counts().idxmin() == order_classes(counts, "rotate", 1)[-1]
 
 
 def test_stratified_split_is_deterministic_and_stratified(bbc: pd.DataFrame) -> None:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from dicebert.data.sources import DataError
 
-CLASS_ORDERS = ("descending", "ascending", "name")
+CLASS_ORDERS = ("descending", "ascending", "name", "rotate")
 
 
 def long_tail_counts(available: Sequence[int], ratio: float) -> list[int]:
@@ -45,11 +45,19 @@ def long_tail_counts(available: Sequence[int], ratio: float) -> list[int]:
     return counts
 
 
-def order_classes(counts: dict[str, int], class_order: str | Sequence[str]) -> list[str]:
-    """Head-to-tail order of class names: by count (ties by name), by name, or an explicit list."""
+def order_classes(counts: dict[str, int], class_order: str | Sequence[str], seed: int = 0) -> list[str]:
+    """Head-to-tail order of class names: by count (ties by name), by name, or an explicit list.
+
+    ``rotate``: the descending order rotated left by ``seed % C``, so seeds 0..C-1 make each
+    class the tail once and a result over seeds is not about one class.
+    """
     if isinstance(class_order, str):
         if class_order == "descending":
             return sorted(counts, key=lambda name: (-counts[name], name))
+        if class_order == "rotate":
+            descending = sorted(counts, key=lambda name: (-counts[name], name))
+            shift = seed % len(descending)
+            return descending[shift:] + descending[:shift]
         if class_order == "ascending":
             return sorted(counts, key=lambda name: (counts[name], name))
         if class_order == "name":
@@ -68,7 +76,7 @@ def make_long_tailed(
 ) -> pd.DataFrame:
     """Subsample ``frame`` to the long-tail profile; the rows kept per class are a seeded random draw."""
     available = frame["label"].astype(str).value_counts().to_dict()
-    order = order_classes(available, class_order)
+    order = order_classes(available, class_order, seed)
     targets = long_tail_counts([available[name] for name in order], ratio)
     rng = np.random.default_rng(seed)
     keep: list[np.ndarray] = []
