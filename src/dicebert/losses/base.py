@@ -94,6 +94,16 @@ class ClassificationLoss(nn.Module):
     def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
         raise NotImplementedError
 
+    @classmethod
+    def probabilities(cls, logits: Tensor) -> Tensor:
+        """The class probabilities this loss trains (softmax unless it trains something else).
+
+        Calibration (ECE) and predictions must read the probabilities the loss shaped: a loss
+        trained through sigmoids scored on a softmax would be judged on numbers it never saw. A
+        classmethod, so prediction can use it from a run's loss name without class counts.
+        """
+        return torch.softmax(logits, dim=-1)
+
 
 def check_inputs(logits: Tensor, targets: Tensor) -> None:
     """Raise a one-line ValueError naming the expected shapes and dtypes."""

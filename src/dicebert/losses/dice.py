@@ -24,8 +24,13 @@ class SeedDiceLoss(ClassificationLoss):
     batch_level = True
     eps = 1e-8
 
+    @classmethod
+    def probabilities(cls, logits: Tensor) -> Tensor:
+        """One-vs-rest sigmoids, as trained (they need not sum to 1)."""
+        return torch.sigmoid(logits)
+
     def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
-        probs = torch.sigmoid(logits)
+        probs = self.probabilities(logits)
         y = one_hot(targets, logits.shape[1], probs.dtype)
         numerator = 2.0 * (probs * y).sum(dim=0)
         denominator = (probs**2).sum(dim=0) + (y**2).sum(dim=0) + self.eps

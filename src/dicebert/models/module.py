@@ -79,6 +79,10 @@ class ClassifierModule(L.LightningModule):
             token_type_ids=batch.get("token_type_ids"),
         )
 
+    def probabilities(self, logits: Tensor) -> Tensor:
+        """The loss's own mapping (softmax; sigmoid for seed_dice): what ECE and AUROC must see."""
+        return self.loss_fn.probabilities(logits.float())
+
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """Tell the loss how far training is (deferred re-weighting switches on from there)."""
         total = self.trainer.estimated_stepping_batches
@@ -107,7 +111,7 @@ class ClassifierModule(L.LightningModule):
         self.log(
             "val/loss", self.loss_fn(logits, batch["labels"]), batch_size=len(batch["labels"]), sync_dist=True
         )
-        self.val_metrics.update(logits.float().softmax(-1), batch["labels"])
+        self.val_metrics.update(self.probabilities(logits), batch["labels"])
 
     def on_validation_epoch_end(self) -> None:
         metrics = self.val_metrics.compute()
@@ -117,16 +121,13 @@ class ClassifierModule(L.LightningModule):
         self.val_metrics.reset()
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        probs = self(batch).float().softmax(-1)
+        probs = self.probabilities(self(batch))
         self.test_metrics.update(probs, batch["labels"])
         self.test_confusion.update(probs, batch["labels"])
 
     def on_test_epoch_end(self) -> None:
         self.log_dict(self.test_metrics.compute(), sync_dist=True)
         self.test_metrics.reset()
-
-    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        return self(batch).float().softmax(-1)
 
     def configure_optimizers(self) -> dict[str, Any]:
         # Standard BERT practice: no weight decay on biases and LayerNorm weights.

@@ -1,4 +1,5 @@
-"""LDAM's scale in the cosine head, and deferred re-weighting (DRW) for every re-weighting loss."""
+"""Losses inside the model: LDAM's scale in the cosine head, deferred re-weighting (DRW) for every
+re-weighting loss, and each loss's own probabilities for calibration metrics."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from dicebert.losses import build_loss
+from dicebert.losses import LOSSES, build_loss
 from dicebert.models import ClassifierModule
 from dicebert.models.classifier import CosineHead
 
@@ -165,3 +166,34 @@ def test_module_reports_training_progress_to_the_loss() -> None:
     trainer.fit(_module(loss), train_dataloaders=_loader())
     assert [(e, f) for e, f, _ in seen] == [(e, s / 10) for e in (0, 1) for s in range(5 * e, 5 * e + 5)]
     assert [active for *_, active in seen] == [False] * 5 + [True] * 5
+
+
+# ----------------------------------------------------------------------------- probabilities
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_each_loss_declares_the_probabilities_it_trains(name: str) -> None:
+    z = torch.randn(6, 5, dtype=F64)
+    probs = LOSSES[name].probabilities(z)
+    if name == "seed_dice":  # trained through one-vs-rest sigmoids
+        torch.testing.assert_close(probs, torch.sigmoid(z))
+    else:
+        torch.testing.assert_close(probs, torch.softmax(z, dim=1))
+
+
+def test_module_scores_calibration_on_the_losss_probabilities() -> None:
+    """seed_dice's ECE is measured on the sigmoids it trained, not on a softmax of its logits."""
+    from torchmetrics.classification import MulticlassCalibrationError
+
+    module = _module(build_loss("seed_dice"))
+    batch = next(iter(_loader()))
+    with torch.no_grad():
+        logits = module(batch)
+        module.test_step(batch, 0)
+    ece = module.test_metrics.compute()["test/ece"]
+    sigmoid_ece = MulticlassCalibrationError(5, n_bins=15, norm="l1")(torch.sigmoid(logits), batch["labels"])
+    softmax_ece = MulticlassCalibrationError(5, n_bins=15, norm="l1")(
+        torch.softmax(logits, 1), batch["labels"]
+    )
+    torch.testing.assert_close(ece, sigmoid_ece)
+    assert not torch.isclose(ece, softmax_ece)
