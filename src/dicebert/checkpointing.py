@@ -34,7 +34,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 def collect_rng_states() -> dict[str, Any]:
     """Every RNG a training step draws from, in a form ``torch.load(weights_only=True)`` accepts."""
-    np_state = np.random.get_state()
+    np_state: tuple[Any, ...] = np.random.get_state(legacy=True)  # type: ignore[assignment]
     states: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],

@@ -58,6 +58,8 @@ def load_run(
             f"no .hydra/config.yaml in {folder}; pass run_dir=<the run folder the checkpoint came from>"
         )
     cfg = OmegaConf.load(config_file)
+    if not isinstance(cfg, DictConfig):
+        raise PredictError(f"{config_file} is not a run config (a mapping); pass the run folder as run_dir")
     ckpt = torch.load(ckpt_file, map_location="cpu", weights_only=True)
     if "class_names" not in ckpt or "state_dict" not in ckpt:
         raise PredictError(f"{ckpt_file} is not a dicebert training checkpoint (no class_names/state_dict)")
