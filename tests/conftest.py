@@ -11,22 +11,13 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from dicebert.train import config_dir
+from dicebert.config import config_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-#: A fast end-to-end run: tiny random BERT, 12 BBC articles per class, one epoch, CSV logger only.
-FAST = [
-    "model=tiny",
-    "logger=csv",
-    "data.limit_per_class=12",
-    "data.imbalance_ratio=2",
-    "data.max_length=32",
-    "data.batch_size=8",
-    "trainer.max_epochs=1",
-    "trainer.log_every_n_steps=1",
-    "trainer.enable_progress_bar=false",
-]
+#: The one tiny-run config (conf/debug/fast.yaml): tiny random BERT, 12 BBC articles per class,
+#: one epoch, CSV logger. Subprocess tests pass the same override on their command line.
+FAST = ["debug=fast"]
 
 
 @pytest.fixture(autouse=True)
@@ -51,13 +42,13 @@ def compose_run(overrides: list[str], output_dir: Path) -> DictConfig:
 
 @pytest.fixture(scope="session")
 def compose_fast() -> Callable[..., DictConfig]:
-    """``compose_run`` with the FAST overrides first: for fixtures wider than one test."""
+    """``compose_run`` with ``debug=fast`` first: for fixtures wider than one test."""
     return lambda output_dir, *overrides: compose_run([*FAST, *overrides], output_dir)
 
 
 @pytest.fixture
 def make_cfg(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
-    """Compose with overrides (FAST first unless ``fast=False``) into tmp_path/run."""
+    """Compose with overrides (``debug=fast`` first unless ``fast=False``) into tmp_path/run."""
 
     def make(*overrides: str, fast: bool = True, output_dir: Path | None = None) -> DictConfig:
         return compose_run([*(FAST if fast else []), *overrides], output_dir or tmp_path / "run")

@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from dicebert.losses import LOSSES
 from dicebert.train import train
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+CLASSES = ["business", "entertainment", "politics", "sports", "tech"]
+
+
+def expected_keys(checkpointing: bool = True) -> set[str]:
+    """The exact keys of metrics.json (the contract sweep reports read) for the BBC classes."""
+    keys = {f"test/{k}" for k in ("accuracy", "balanced_accuracy", "ece", "macro_f1", "mcc")}
+    keys |= {f"{kind}/{c}" for kind in ("test/f1", "test/recall", "train/count") for c in CLASSES}
+    keys |= {"time/fit_seconds", "time/total_seconds"} | ({"val/best_macro_f1"} if checkpointing else set())
+    return keys
+
+
+def test_size(output_dir: str | Path) -> int:
+    """How many test examples the run's confusion matrix counted."""
+    matrix = json.loads((Path(output_dir) / "confusion_matrix.json").read_text())["matrix"]
+    return int(sum(map(sum, matrix)))
 
 
 def test_default_config_is_the_documented_one(make_cfg) -> None:
@@ -25,7 +44,24 @@ def test_default_config_is_the_documented_one(make_cfg) -> None:
     assert cfg.model.optimizer.lr == 5e-5
     assert cfg.callbacks.model_checkpoint.monitor == "val/macro_f1"
     assert cfg.logger.wandb.offline is True
-    assert {"seed", "task_name", "tags", "train", "test", "ckpt_path"} <= set(cfg)
+    assert {"seed", "task_name", "tags", "train", "test", "ckpt_path", "optimized_metric"} <= set(cfg)
+    assert cfg.optimized_metric == "val/best_macro_f1"
+
+
+@pytest.mark.parametrize(
+    ("trainer", "expected"),
+    [
+        ("gpu", {"accelerator": "gpu", "devices": 1}),
+        ("cpu_bf16", {"accelerator": "cpu"}),
+        ("ddp", {"strategy": "ddp", "accelerator": "gpu"}),
+    ],
+)
+def test_trainer_configs_compose(make_cfg, trainer: str, expected: dict[str, object]) -> None:
+    """Compose only (no GPU here): the README's trainer choices carry these Trainer options."""
+    cfg = make_cfg(f"trainer={trainer}")
+    assert cfg.trainer._target_ == "lightning.pytorch.Trainer"
+    assert {key: cfg.trainer[key] for key in expected} == expected
+    assert "bf16-mixed" in OmegaConf.to_yaml(cfg.trainer)  # every accelerated preset uses bf16
 
 
 def test_full_run_writes_every_output(make_cfg, tmp_path: Path) -> None:
@@ -34,6 +70,7 @@ def test_full_run_writes_every_output(make_cfg, tmp_path: Path) -> None:
     out = Path(cfg.paths.output_dir)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics == pytest.approx(record)
+    assert set(metrics) == expected_keys()
     names = json.loads((out / "label_map.json").read_text())
     assert list(names.values()) == ["business", "entertainment", "politics", "sports", "tech"]
     for key in [
@@ -71,16 +108,33 @@ def test_every_registered_loss_trains(make_cfg, loss: str) -> None:
         "callbacks=none",
     )
     record = train(cfg)
-    assert 0.0 <= record["test/macro_f1"] <= 1.0
+    assert set(record) == expected_keys(checkpointing=False)
+    assert all(math.isfinite(v) for v in record.values())
+    assert test_size(cfg.paths.output_dir) == 12  # the whole test split was scored
     assert not list(Path(cfg.paths.output_dir).rglob("*.ckpt"))  # callbacks=none: no checkpoint at all
 
 
 @pytest.mark.parametrize("sampler", ["inverse", "sqrt", "effective_number"])
-def test_samplers_train(make_cfg, sampler: str) -> None:
+def test_samplers_rebalance_what_training_sees(make_cfg, sampler: str) -> None:
+    """The sampler draws the head class less often than its share; the run then trains and tests."""
     cfg = make_cfg(
-        f"data.sampler={sampler}", "data.imbalance_ratio=4", "callbacks=none", "trainer.limit_val_batches=1"
+        f"data.sampler={sampler}",
+        "data.limit_per_class=40",
+        "data.imbalance_ratio=4",
+        "callbacks=none",
+        "trainer.limit_val_batches=1",
     )
-    assert train(cfg)["test/macro_f1"] >= 0.0
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    drawn = Counter(y for batch in datamodule.train_dataloader() for y in batch["labels"].tolist())
+    counts = datamodule.class_counts
+    head = max(range(len(counts)), key=counts.__getitem__)
+    natural_share = counts[head] / sum(counts)
+    assert sum(drawn.values()) == sum(counts)  # one epoch draws as many examples as there are
+    assert drawn[head] / sum(drawn.values()) < natural_share - 0.05
+    record = train(cfg)
+    assert [record[f"train/count/{c}"] for c in CLASSES] == list(counts)
+    assert test_size(cfg.paths.output_dir) == 40  # 20% of 5 classes x 40 articles
 
 
 def test_imbalance_ratio_100_and_pooling_modes(make_cfg) -> None:
@@ -106,7 +160,7 @@ def test_same_seed_same_metrics(make_cfg, tmp_path: Path) -> None:
 
 def test_cli_runs_from_the_repository_root(tmp_path: Path) -> None:
     """The literal command shape of the README: `python train.py <overrides>` in the repo root."""
-    overrides = ["debug=fast", f"hydra.run.dir={tmp_path}/run", "trainer.enable_progress_bar=false"]
+    overrides = ["debug=fast", f"hydra.run.dir={tmp_path}/run"]
     done = subprocess.run(
         [sys.executable, "train.py", *overrides], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
     )
@@ -114,6 +168,8 @@ def test_cli_runs_from_the_repository_root(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "metrics.json").is_file()
     assert (tmp_path / "run" / ".hydra" / "config.yaml").is_file()
     assert "macro_f1=" in done.stdout + done.stderr
+    tree = (tmp_path / "run" / "config_tree.log").read_text()  # what the run ran, resolved
+    assert "CONFIG" in tree and "limit_per_class: 12" in tree and "max_epochs: 1" in tree
 
 
 def test_cli_bad_loss_is_one_clear_line(tmp_path: Path) -> None:

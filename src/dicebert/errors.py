@@ -58,7 +58,7 @@ def require_extra(module: str, extra: str, feature: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError:
         raise MissingExtraError(
-            f"{feature} needs the optional package {module.split('.')[0]!r}: "
+            f"{feature} needs {module}, which is not installed: "
             f"pip install 'dicebert[{extra}]' (or '.[{extra}]' in a checkout)"
         ) from None
 

@@ -33,19 +33,17 @@ def per_class_rows(record: Mapping[str, float], class_names: Sequence[str]) -> l
     ]
 
 
-PER_CLASS_COLUMNS = ["class", "train_count", "test_f1", "test_recall"]
+PER_CLASS_COLUMNS: list[str | int] = ["class", "train_count", "test_f1", "test_recall"]
 
 
 def per_class_figure(record: Mapping[str, float], class_names: Sequence[str]) -> Any:
     """Bars of test F1 and recall per class, with the training count under each class name."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     rows = per_class_rows(record, class_names)
     x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(1.0 * len(rows) + 2.5, 3.6))
+    fig = Figure(figsize=(1.0 * len(rows) + 2.5, 3.6))
+    ax = fig.subplots()
     ax.bar(x - 0.2, [r[2] for r in rows], width=0.4, label="F1")
     ax.bar(x + 0.2, [r[3] for r in rows], width=0.4, label="recall")
     ax.set_xticks(x, [f"{r[0]}\n(n={r[1]})" for r in rows], fontsize=8)
@@ -96,21 +94,11 @@ def _log_wandb(
 def _log_tensorboard(
     writer: Any, record: Mapping[str, float], class_names: Sequence[str], matrix: np.ndarray, output_dir: Path
 ) -> None:
-    import matplotlib.pyplot as plt
+    from dicebert.reporting.run_outputs import confusion_figure, results_table
 
-    from dicebert.reporting.run_outputs import plot_confusion_matrix, results_table
-
-    fig = per_class_figure(record, class_names)
-    writer.add_figure("test/per_class", fig, close=True)
-    # plot_confusion_matrix writes a file; TensorBoard wants the figure, so draw the PNG into one.
-    png = output_dir / "confusion_matrix.png"
-    if not png.is_file():
-        plot_confusion_matrix(matrix, class_names, png)
-    image = plt.imread(str(png))
-    fig, ax = plt.subplots(figsize=(image.shape[1] / 100, image.shape[0] / 100), dpi=100)
-    ax.imshow(image)
-    ax.axis("off")
-    writer.add_figure("test/confusion_matrix", fig, close=True)
+    # Figure objects, not pyplot: nothing to close (close=False), no backend switched.
+    writer.add_figure("test/per_class", per_class_figure(record, class_names), close=False)
+    writer.add_figure("test/confusion_matrix", confusion_figure(matrix, class_names), close=False)
     table = results_table(record, class_names)
     writer.add_text("test/results", "    " + table.replace("\n", "\n    "))  # Markdown code block
     writer.flush()

@@ -1,5 +1,8 @@
 """What one run leaves behind: flat metrics.json, label map, confusion matrix PNG, a printed table.
 
+Figures are drawn on :class:`matplotlib.figure.Figure` objects, not through pyplot, so no backend
+is switched (a notebook keeps its own) and nothing needs closing.
+
 Files are written atomically (temp file + rename) so a killed run never leaves a half-written
 result that a sweep report would pick up as real.
 """
@@ -7,15 +10,23 @@ result that a sweep report would pick up as real.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dicebert.atomic import atomic_path
+from dicebert.errors import NonFiniteMetricsError
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+log = logging.getLogger("dicebert")
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> Path:
@@ -55,8 +66,56 @@ def build_metrics_record(
     record.update(extra or {})
     bad = [k for k, v in record.items() if not math.isfinite(v)]
     if bad:
-        raise FloatingPointError(f"non-finite metrics {bad}: refusing to write them as a result")
+        raise NonFiniteMetricsError(
+            f"non-finite metrics {', '.join(bad)}: refusing to write them as a result; "
+            "the model diverged: lower model.optimizer.lr or check the loss options"
+        )
     return record
+
+
+def draw_confusion(ax: Axes, matrix: np.ndarray, fontsize: float = 9, annotate: bool = True) -> None:
+    """Counts with row-normalised colour (recall per true class), so the tail is readable.
+
+    The one confusion renderer: the run's figure, TensorBoard and the sweep grid all draw with it.
+    """
+    matrix = np.asarray(matrix, dtype=float)
+    rows = matrix.sum(axis=1, keepdims=True)
+    norm = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    if annotate:
+        for i in range(matrix.shape[0]):
+            for j in range(matrix.shape[1]):
+                color = "white" if norm[i, j] > 0.5 else "black"
+                ax.text(
+                    j, i, str(int(matrix[i, j])), ha="center", va="center", color=color, fontsize=fontsize
+                )
+
+
+def confusion_figure(
+    matrix: np.ndarray, class_names: Sequence[str], title: str = "Test confusion matrix"
+) -> Figure:
+    """One run's confusion matrix with class names on both axes."""
+    from matplotlib.figure import Figure
+
+    n = len(class_names)
+    fig = Figure(figsize=(1.1 * n + 2.5, 1.0 * n + 2))
+    ax = fig.subplots()
+    draw_confusion(ax, matrix)
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 110) -> Path:
+    """Write a figure atomically (a sweep report never picks up half a PNG)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi)
+    return path
 
 
 def plot_confusion_matrix(
@@ -65,40 +124,8 @@ def plot_confusion_matrix(
     path: str | os.PathLike[str],
     title: str = "Test confusion matrix",
 ) -> Path:
-    """Counts with row-normalised colour (recall per true class), so the tail is readable."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    matrix = np.asarray(matrix)
-    rows = matrix.sum(axis=1, keepdims=True)
-    norm = np.divide(matrix, rows, out=np.zeros_like(matrix, dtype=float), where=rows > 0)
-    n = len(class_names)
-    fig, ax = plt.subplots(figsize=(1.1 * n + 2.5, 1.0 * n + 2))
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(n), class_names, rotation=45, ha="right")
-    ax.set_yticks(range(n), class_names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    for i in range(n):
-        for j in range(n):
-            ax.text(
-                j,
-                i,
-                str(int(matrix[i, j])),
-                ha="center",
-                va="center",
-                color="white" if norm[i, j] > 0.5 else "black",
-                fontsize=9,
-            )
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return path
+    """Save :func:`confusion_figure` as a PNG."""
+    return save_figure(confusion_figure(matrix, class_names, title), path)
 
 
 def results_table(
@@ -116,3 +143,22 @@ def results_table(
         count = record.get(f"train/count/{name}", float("nan"))
         lines.append(f"{name:<{width}}  {f1:6.4f}  {recall:6.4f}  {count:7.0f}")
     return "\n".join(lines)
+
+
+def write_test_outputs(
+    output_dir: str | os.PathLike[str],
+    record: Mapping[str, float],
+    class_names: Sequence[str],
+    confusion: np.ndarray,
+    loggers: Sequence[Any] = (),
+) -> None:
+    """The files of a finished run, ``metrics.json`` last: its presence means the run finished."""
+    from dicebert.reporting.dashboards import log_run_outputs
+
+    output_dir = Path(output_dir)
+    names = [str(n) for n in class_names]
+    plot_confusion_matrix(confusion, names, output_dir / "confusion_matrix.png")
+    write_json(output_dir / "confusion_matrix.json", {"class_names": names, "matrix": confusion.tolist()})
+    write_json(output_dir / "metrics.json", record)
+    log.info("\n%s\nrun folder: %s", results_table(record, names), output_dir)
+    log_run_outputs(loggers, record, names, confusion, output_dir)
