@@ -29,7 +29,7 @@ def _check_class_weight(class_weight: str | None) -> None:
 
 
 class TfidfLogisticRegression:
-    """TF-IDF of word n-grams (sublinear tf) + logistic regression.
+    """TF-IDF of word n-grams + logistic regression (scikit-learn's defaults otherwise).
 
     ``net`` only carries the tokenizer name that the data config reads (``data.tokenizer``,
     ``max_length=auto``); TF-IDF uses its own word tokenizer on the full texts.
@@ -43,6 +43,7 @@ class TfidfLogisticRegression:
         C: float = 10.0,
         class_weight: str | None = "balanced",
         min_df: int = 1,
+        sublinear_tf: bool = False,
         max_iter: int = 2000,
         baseline: bool = True,
         net: Any = None,
@@ -51,7 +52,7 @@ class TfidfLogisticRegression:
         if len(ngram_range) != 2 or ngram_range[0] < 1 or ngram_range[1] < ngram_range[0]:
             raise ConfigError(f"model.ngram_range={list(ngram_range)}: give [min, max] with 1 <= min <= max")
         self.vectorizer = TfidfVectorizer(
-            ngram_range=(int(ngram_range[0]), int(ngram_range[1])), sublinear_tf=True, min_df=min_df
+            ngram_range=(int(ngram_range[0]), int(ngram_range[1])), sublinear_tf=sublinear_tf, min_df=min_df
         )
         self.classifier = LogisticRegression(C=C, class_weight=class_weight, max_iter=max_iter)
 
