@@ -6,8 +6,6 @@ The references below deliberately avoid the package's helpers (no ``one_hot``/``
 
 from __future__ import annotations
 
-import inspect
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from dicebert.losses import ALIASES, LOSSES, build_loss
+from dicebert.losses import LOSSES, build_loss, loss_defaults
 from dicebert.losses.dsc import dsc_per_sample
 
 F64 = torch.float64
@@ -504,20 +502,42 @@ def test_every_registered_loss_has_exactly_one_yaml() -> None:
 
 
 @pytest.mark.parametrize("path", _yaml_files(), ids=lambda p: p.stem)
-def test_yaml_builds_and_lists_every_option_with_its_default(path: Path) -> None:
+def test_yaml_lists_every_option_and_takes_its_default_from_the_constructor(path: Path) -> None:
+    """One source for defaults: each YAML option is ``${loss_default:<option>}``, never a literal."""
     cfg = OmegaConf.load(path)
     loss = instantiate(cfg, class_counts=COUNTS5)
     assert isinstance(loss, LOSSES[cfg.name])
     value = loss(torch.randn(8, 5), torch.tensor([0, 1, 2, 3, 4, 0, 0, 1]))
     assert torch.isfinite(value)
 
-    params = inspect.signature(LOSSES[cfg.name].__init__).parameters
-    fixed = ALIASES.get(cfg.name, ("", {}))[1]  # an alias's fixed options are not options
-    defaults = {k: p.default for k, p in params.items() if k not in ("self", "class_counts", *fixed)}
-    options = {k: v for k, v in OmegaConf.to_container(cfg).items() if k not in ("_target_", "name")}
-    assert options.keys() == defaults.keys()
-    for key, default in defaults.items():
-        if isinstance(default, float):
-            assert math.isclose(options[key], default), key
-        else:
-            assert options[key] == default, key
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    options = {k: v for k, v in raw.items() if k not in ("_target_", "name")}
+    assert options == {k: f"${{loss_default:{k}}}" for k in loss_defaults(cfg.name)}
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert {k: resolved[k] for k in options} == loss_defaults(cfg.name)
+
+
+def test_loss_options_override_from_the_command_line(make_cfg) -> None:
+    cfg = make_cfg("loss=focal", "loss.gamma=0.5", "loss.alpha=inverse", "loss.drw_start=0.8")
+    loss = instantiate(cfg.loss, class_counts=COUNTS5)
+    assert (loss.gamma, loss.drw_start) == (0.5, 0.8) and loss.alpha is not None
+    assert (
+        instantiate(make_cfg("loss=ldam").loss, class_counts=COUNTS5).scale == loss_defaults("ldam")["scale"]
+    )
+    with pytest.raises(Exception, match="no option 'gama'"):
+        OmegaConf.create({"name": "focal", "gama": "${loss_default:gama}"}).gama  # noqa: B018
+
+
+@pytest.mark.parametrize("search", ["optuna", "optuna_focal", "optuna_dice_ce", "optuna_tversky"])
+def test_hparams_searches_override_existing_loss_options(make_cfg, search: str) -> None:
+    cfg = make_cfg(f"hparams_search={search}")
+    params = cfg.hydra.sweeper.params
+    loss_keys = [key.split(".", 1)[1] for key in params if key.startswith("loss.")]
+    assert all(key in cfg.loss for key in loss_keys), (search, loss_keys)
+    assert isinstance(instantiate(cfg.loss, class_counts=COUNTS5), LOSSES[cfg.loss.name])
+
+
+@pytest.mark.parametrize("experiment", ["loss_vs_imbalance", "sampler_vs_imbalance"])
+def test_experiments_compose_and_build_their_loss(make_cfg, experiment: str) -> None:
+    cfg = make_cfg(f"experiment={experiment}")
+    assert isinstance(instantiate(cfg.loss, class_counts=COUNTS5), LOSSES[cfg.loss.name])

@@ -1,16 +1,20 @@
 """Loss registry.
 
 A new loss joins with one file in this package (a :class:`ClassificationLoss` subclass decorated
-with ``@register("name")``) and one YAML in ``conf/loss/``; modules here are discovered on import,
-so no list has to be edited.
+with ``@register("name")``) and one YAML in ``conf/loss/`` naming its options (their defaults stay
+in the constructor: ``${loss_default:<option>}``); modules here are discovered on import, so no
+list has to be edited.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from omegaconf import OmegaConf
 
 from dicebert.losses.base import ClassificationLoss, check_inputs
 
@@ -68,6 +72,38 @@ def build_loss(name: str, class_counts: Sequence[int] | None = None, **options: 
         raise ValueError(f"bad options for loss {name!r}: {err}") from None
 
 
+def loss_defaults(name: str) -> dict[str, Any]:
+    """The options of loss ``name`` with their defaults: the constructor's signature, the one source.
+
+    An alias's fixed options are not options. ``conf/loss/*.yaml`` lists the option names only,
+    each as ``${loss_default:<option>}``, so ``loss.<option>=...`` overrides work from the command
+    line while the values live here.
+    """
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; registered losses: {', '.join(sorted(LOSSES))}")
+    fixed = ALIASES[name][1] if name in ALIASES else {}
+    params = inspect.signature(LOSSES[name].__init__).parameters
+    return {
+        key: param.default
+        for key, param in params.items()
+        if key not in ("self", "class_counts", *fixed) and param.default is not inspect.Parameter.empty
+    }
+
+
+def _yaml_default(option: str, *, _parent_: Any) -> Any:
+    """OmegaConf resolver ``${loss_default:<option>}``: that option's default for the node's loss."""
+    name = _parent_.get("name")
+    defaults = loss_defaults(str(name))
+    if option not in defaults:
+        raise ValueError(f"loss {name!r} has no option {option!r}; its options: {', '.join(defaults)}")
+    value = defaults[option]
+    return list(value) if isinstance(value, tuple) else value
+
+
+if not OmegaConf.has_resolver("loss_default"):
+    OmegaConf.register_new_resolver("loss_default", _yaml_default)
+
+
 def _discover() -> None:
     for info in pkgutil.iter_modules(__path__):
         if info.name not in ("base", "equivalence"):
@@ -87,6 +123,7 @@ __all__ = [
     "canonical_name",
     "check_inputs",
     "equivalent",
+    "loss_defaults",
     "register",
     "register_alias",
     "weight_deviation",

@@ -10,7 +10,6 @@ weighting. :func:`canonical` reduces a loss to what it computes; :func:`equivale
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any
 
 import torch
 
-from dicebert.losses import ALIASES, LOSSES, canonical_name
+from dicebert.losses import ALIASES, canonical_name, loss_defaults
 from dicebert.losses.base import class_weights
 
 
@@ -38,13 +37,7 @@ class Canonical:
 
 
 def _options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; registered losses: {', '.join(sorted(LOSSES))}")
-    params = inspect.signature(LOSSES[name].__init__).parameters
-    merged = {k: p.default for k, p in params.items() if k not in ("self", "class_counts")}
-    merged |= dict(options or {})
-    merged |= ALIASES.get(name, ("", {}))[1]
-    return merged
+    return loss_defaults(name) | dict(options or {}) | ALIASES.get(name, ("", {}))[1]
 
 
 def _counts(name: str, class_counts: Sequence[float] | None) -> torch.Tensor:
