@@ -3,6 +3,7 @@ re-weighting loss, and each loss's own probabilities for calibration metrics."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import lightning as L
@@ -59,21 +60,22 @@ class TinyNet(nn.Module):
     def __init__(self, num_classes: int, logit_scale: float = 1.0) -> None:
         super().__init__()
         self.embed = nn.EmbeddingBag(50, 8)
-        self.out = nn.Linear(8, num_classes)
+        self.head = nn.Linear(8, num_classes)
         self.logit_scale = logit_scale
 
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
     ) -> Tensor:
-        return self.out(self.embed(input_ids))
+        return self.head(self.embed(input_ids))
 
 
-def _module(loss: Any, logit_scale: float = 1.0) -> ClassifierModule:
+def _module(loss: Any, logit_scale: float = 1.0, **options: Any) -> ClassifierModule:
     return ClassifierModule(
         net=lambda num_classes: TinyNet(num_classes, logit_scale),
         loss=loss,
         class_names=[f"c{i}" for i in range(5)],
-        optimizer=lambda params: torch.optim.SGD(params, lr=0.1),
+        optimizer=functools.partial(torch.optim.SGD, lr=0.1),
+        **options,
     )
 
 
@@ -197,3 +199,22 @@ def test_module_scores_calibration_on_the_losss_probabilities() -> None:
     )
     torch.testing.assert_close(ece, sigmoid_ece)
     assert not torch.isclose(ece, softmax_ece)
+
+
+def test_head_learning_rate_multiplier_gives_the_head_its_own_groups() -> None:
+    module = _module(build_loss("ce"), head_lr_multiplier=10.0, weight_decay=0.05)
+    groups = module.param_groups()
+    head = {id(p) for p in module.net.head.parameters()}
+    assert [("lr" in g, g["weight_decay"]) for g in groups] == [
+        (False, 0.05),  # encoder weights
+        (True, 0.05),  # head weight
+        (True, 0.0),  # head bias
+    ]
+    assert all(id(p) in head for g in groups if "lr" in g for p in g["params"])
+    assert all(g["lr"] == pytest.approx(1.0) for g in groups if "lr" in g)  # 10 × the SGD lr 0.1
+    optimizer = torch.optim.SGD(groups, lr=0.1)
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.1, 1.0, 1.0])
+    plain = _module(build_loss("ce")).param_groups()  # multiplier 1: the two classic groups
+    assert [("lr" in g, g["weight_decay"]) for g in plain] == [(False, 0.01), (False, 0.0)]
+    with pytest.raises(ValueError, match="head_lr_multiplier must be > 0"):
+        _module(build_loss("ce"), head_lr_multiplier=0.0)

@@ -41,7 +41,8 @@ class ClassifierModule(L.LightningModule):
     ``net`` and ``optimizer`` are factories (Hydra ``_partial_``) because the number of classes
     and the parameters are only known here. ``on_nonfinite_loss``: ``raise`` stops the run naming
     the step; ``skip`` drops that batch's update (single-process only: under DDP a rank that skips
-    would leave the others waiting in all-reduce).
+    would leave the others waiting in all-reduce). ``head_lr_multiplier``: the classification
+    head's learning rate as a multiple of the encoder's (1: one learning rate).
     """
 
     def __init__(
@@ -53,12 +54,15 @@ class ClassifierModule(L.LightningModule):
         warmup_ratio: float = 0.1,
         weight_decay: float = 0.01,
         on_nonfinite_loss: str = "raise",
+        head_lr_multiplier: float = 1.0,
     ) -> None:
         super().__init__()
         if on_nonfinite_loss not in NONFINITE:
             raise ValueError(
                 f"model.on_nonfinite_loss={on_nonfinite_loss!r} is not one of {', '.join(NONFINITE)}"
             )
+        if head_lr_multiplier <= 0:
+            raise ValueError(f"model.head_lr_multiplier must be > 0; got {head_lr_multiplier}")
         # Plain strings before saving: Hydra passes ListConfig, which weights_only loading refuses.
         class_names = [str(n) for n in class_names]
         self.save_hyperparameters(ignore=["net", "loss", "optimizer"])
@@ -130,21 +134,40 @@ class ClassifierModule(L.LightningModule):
         self.test_metrics.reset()
 
     def configure_optimizers(self) -> dict[str, Any]:
-        # Standard BERT practice: no weight decay on biases and LayerNorm weights.
-        decay, no_decay = [], []
-        for param in self.parameters():
-            if param.requires_grad:
-                (no_decay if param.ndim < 2 else decay).append(param)
-        optimizer = self.optimizer_factory(
-            [
-                {"params": decay, "weight_decay": self.hparams.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0},
-            ]
-        )
+        # Standard BERT practice: no weight decay on biases and LayerNorm weights. The freshly
+        # initialised head may learn faster than the pretrained encoder (head_lr_multiplier).
+        optimizer = self.optimizer_factory(self.param_groups())
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         warmup = math.ceil(self.hparams.warmup_ratio * total)
         scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Decay / no-decay groups for the encoder, and the same two for the head at m × lr."""
+        head = {id(p) for p in self.net.head.parameters()} if hasattr(self.net, "head") else set()
+        multiplier = self.hparams.head_lr_multiplier
+        groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+        for param in self.parameters():
+            if param.requires_grad:
+                groups.setdefault((id(param) in head and multiplier != 1.0, param.ndim >= 2), []).append(
+                    param
+                )
+        base_lr = getattr(self.optimizer_factory, "keywords", {}).get("lr")
+        out = []
+        # encoder decay, encoder no-decay, then the head's: the order older checkpoints' optimizers have
+        for (is_head, decays), params in sorted(groups.items(), key=lambda kv: (kv[0][0], not kv[0][1])):
+            group: dict[str, Any] = {
+                "params": params,
+                "weight_decay": self.hparams.weight_decay if decays else 0.0,
+            }
+            if is_head:
+                if base_lr is None:
+                    raise ValueError(
+                        "model.head_lr_multiplier needs the optimizer's lr in the config (model.optimizer.lr)"
+                    )
+                group["lr"] = base_lr * multiplier
+            out.append(group)
+        return out
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The label mapping travels with the weights: a checkpoint is usable without the data.
