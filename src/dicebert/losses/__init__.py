@@ -106,7 +106,7 @@ if not OmegaConf.has_resolver("loss_default"):
 
 def _discover() -> None:
     for info in pkgutil.iter_modules(__path__):
-        if info.name not in ("base", "equivalence"):
+        if info.name not in ("base", "equivalence", "__main__"):
             importlib.import_module(f"{__name__}.{info.name}")
 
 
