@@ -541,3 +541,12 @@ def test_hparams_searches_override_existing_loss_options(make_cfg, search: str) 
 def test_experiments_compose_and_build_their_loss(make_cfg, experiment: str) -> None:
     cfg = make_cfg(f"experiment={experiment}")
     assert isinstance(instantiate(cfg.loss, class_counts=COUNTS5), LOSSES[cfg.loss.name])
+
+
+def test_listing_shows_every_loss_with_the_constructor_defaults() -> None:
+    from dicebert.losses.__main__ import describe
+
+    lines = {line.split()[0]: line for line in describe().splitlines()}
+    assert set(lines) == set(LOSSES)
+    assert "gamma=2.0" in lines["focal"]
+    assert "alias of logit_adjusted with tau=1.0" in lines["balanced_softmax"]
