@@ -37,6 +37,22 @@ class SeedDiceLoss(ClassificationLoss):
         return -(numerator / denominator).mean()
 
 
+ABSENT = ("smooth", "mask")
+
+
+def _check_absent(absent: str) -> None:
+    if absent not in ABSENT:
+        raise ValueError(f"absent={absent!r} is not one of {', '.join(ABSENT)}")
+
+
+def _class_mean(values: Tensor, present: Tensor | None, weight: Tensor | None) -> Tensor:
+    """(Weighted) mean over classes, over the ``present`` ones only when given."""
+    w = torch.ones_like(values) if weight is None else weight.to(values)
+    if present is not None:
+        w = w * present.to(values)
+    return (w * values).sum() / w.sum()
+
+
 @register("dice")
 class DiceLoss(ClassificationLoss):
     """Multi-class soft Dice on softmax probabilities, per class over the batch, ``1 − mean_c dice_c``.
@@ -45,6 +61,14 @@ class DiceLoss(ClassificationLoss):
     The smoothing terms make a class that is absent from the batch score 1 when the model gives it
     no probability and less when it does, so it still receives a gradient (the write-up's formula
     gives it a constant 0). ``weight`` optionally weighs classes in the mean.
+
+    Rare classes are absent from most batches, and there the smoothed term *rewards* giving them
+    zero probability. Two options counter that: ``absent="mask"`` leaves classes without a target
+    out of the mean; ``ema`` = m accumulates the per-class sums across batches
+    (``S ← m·S + (1 − m)·S_batch``, gradient through the batch part), so the ratio tracks the
+    dataset-level Dice rather than one batch's. The running sums start at the first training
+    batch's, are updated in training mode only, and are saved in checkpoints when the loss was
+    built with ``class_counts`` (as training does); under DDP each rank keeps its own.
     """
 
     batch_level = True
@@ -56,36 +80,69 @@ class DiceLoss(ClassificationLoss):
         smooth_nr: float = 1.0,
         smooth_dr: float = 1.0,
         weight: Sequence[float] | None = None,
+        absent: str = "smooth",
+        ema: float | None = None,
     ) -> None:
         super().__init__(class_counts)
         if smooth_nr < 0 or smooth_dr <= 0:
             raise ValueError(f"need smooth_nr >= 0 and smooth_dr > 0; got {smooth_nr}, {smooth_dr}")
+        _check_absent(absent)
+        if ema is not None and not 0.0 <= ema < 1.0:
+            raise ValueError(f"dice ema (momentum of the running sums) must be in [0, 1) or null; got {ema}")
         self.power = 2 if squared else 1
         self.smooth_nr = smooth_nr
         self.smooth_dr = smooth_dr
+        self.absent = absent
+        self.ema = ema
         w = None if weight is None else torch.as_tensor(list(weight), dtype=torch.float64)
         self.register_buffer("weight", w, persistent=False)
+        running = None
+        if ema is not None and self.class_counts is not None:  # known C: checkpointed with the model
+            running = torch.zeros(3, self.class_counts.numel(), dtype=torch.float64)
+        self.register_buffer("running", running, persistent=running is not None)
+        self.register_buffer("running_started", torch.tensor(False), persistent=running is not None)
+
+    def batch_sums(self, probs: Tensor, targets: Tensor) -> Tensor:
+        """``[3, C]``: per-class Σp·y, Σp^k and Σy^k (= Σy for one-hot y) over the batch."""
+        y = one_hot(targets, probs.shape[1], probs.dtype)
+        return torch.stack([(probs * y).sum(dim=0), (probs**self.power).sum(dim=0), y.sum(dim=0)])
+
+    def sums(self, probs: Tensor, targets: Tensor) -> Tensor:
+        """The sums the ratio uses: this batch's, or the running ones mixed with this batch's."""
+        batch = self.batch_sums(probs, targets)
+        if self.ema is None:
+            return batch
+        if self.running is None or self.running.shape[1] != batch.shape[1]:
+            self.running = torch.zeros_like(batch.detach(), dtype=torch.float64)
+            self.running_started = torch.tensor(False, device=batch.device)
+        previous = self.running.to(batch) if bool(self.running_started) else batch.detach()
+        mixed = self.ema * previous + (1.0 - self.ema) * batch
+        if self.training:
+            self.running = mixed.detach().to(self.running)
+            self.running_started = torch.tensor(True, device=batch.device)
+        return mixed
 
     def per_class_dice(self, probs: Tensor, targets: Tensor) -> Tensor:
         """Dice coefficient of each class over the batch, from probabilities ``[N, C]``."""
-        y = one_hot(targets, probs.shape[1], probs.dtype)
-        numerator = 2.0 * (probs * y).sum(dim=0) + self.smooth_nr
-        denominator = (probs**self.power).sum(dim=0) + (y**self.power).sum(dim=0) + self.smooth_dr
-        return numerator / denominator
+        intersection, predicted, actual = self.sums(probs, targets)
+        return (2.0 * intersection + self.smooth_nr) / (predicted + actual + self.smooth_dr)
 
     def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
-        dice = self.per_class_dice(torch.softmax(logits, dim=1), targets)
-        if self.weight is None:
-            return 1.0 - dice.mean()
-        if self.weight.numel() != dice.numel():
+        probs = torch.softmax(logits, dim=1)
+        intersection, predicted, actual = self.sums(probs, targets)
+        dice = (2.0 * intersection + self.smooth_nr) / (predicted + actual + self.smooth_dr)
+        if self.weight is not None and self.weight.numel() != dice.numel():
             raise ValueError(f"dice weight has {self.weight.numel()} entries for {dice.numel()} classes")
-        w = self.weight.to(dice)
-        return 1.0 - (w * dice).sum() / w.sum()
+        present = actual > 0 if self.absent == "mask" else None
+        return 1.0 - _class_mean(dice, present, self.weight)
 
 
 @register("dice_ce")
 class DiceCELoss(ClassificationLoss):
-    """``λ_dice · dice + λ_ce · CE``: CE gives well-scaled per-sample gradients, Dice the class balance."""
+    """``λ_dice · dice + λ_ce · CE``: CE gives well-scaled per-sample gradients, Dice the class balance.
+
+    ``absent`` and ``ema`` are the Dice term's (see :class:`DiceLoss`).
+    """
 
     batch_level = True
 
@@ -98,11 +155,15 @@ class DiceCELoss(ClassificationLoss):
         smooth_nr: float = 1.0,
         smooth_dr: float = 1.0,
         label_smoothing: float = 0.0,
+        absent: str = "smooth",
+        ema: float | None = None,
     ) -> None:
         super().__init__(class_counts)
         from dicebert.losses.cross_entropy import CrossEntropyLoss
 
-        self.dice = DiceLoss(squared=squared, smooth_nr=smooth_nr, smooth_dr=smooth_dr)
+        self.dice = DiceLoss(
+            class_counts, squared=squared, smooth_nr=smooth_nr, smooth_dr=smooth_dr, absent=absent, ema=ema
+        )
         self.ce = CrossEntropyLoss(label_smoothing=label_smoothing)
         self.lambda_dice = lambda_dice
         self.lambda_ce = lambda_ce
@@ -119,7 +180,8 @@ class TverskyLoss(ClassificationLoss):
 
     On softmax probabilities: tp = Σp·y, fp = Σp·(1−y), fn = Σ(1−p)·y. α weighs false positives,
     β false negatives (β > α favours recall of rare classes); α = β = 0.5 is Dice with k = 1 and
-    smoothing 2s. ``smooth`` plays the role it has in ``dice``: an absent class still gets a gradient.
+    smoothing 2s. ``smooth`` plays the role it has in ``dice``: an absent class still gets a gradient;
+    ``absent="mask"`` leaves classes without a target in the batch out of the mean instead.
     """
 
     batch_level = True
@@ -130,10 +192,13 @@ class TverskyLoss(ClassificationLoss):
         alpha: float = 0.3,
         beta: float = 0.7,
         smooth: float = 1.0,
+        absent: str = "smooth",
     ) -> None:
         super().__init__(class_counts)
         if alpha < 0 or beta < 0 or smooth <= 0:
             raise ValueError(f"need alpha, beta >= 0 and smooth > 0; got {alpha}, {beta}, {smooth}")
+        _check_absent(absent)
+        self.absent = absent
         self.alpha = alpha
         self.beta = beta
         self.smooth = smooth
@@ -145,7 +210,8 @@ class TverskyLoss(ClassificationLoss):
         fp = probs.sum(dim=0) - tp
         fn = y.sum(dim=0) - tp
         index = (tp + self.smooth) / (tp + self.alpha * fp + self.beta * fn + self.smooth)
-        return 1.0 - index.mean()
+        present = y.sum(dim=0) > 0 if self.absent == "mask" else None
+        return 1.0 - _class_mean(index, present, None)
 
 
 @register("generalized_dice")
