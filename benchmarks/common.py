@@ -39,7 +39,7 @@ def compose_config(overrides: Sequence[str], cache_dir: str | Path) -> DictConfi
     The token cache goes to ``cache_dir`` (``paths.cache_dir`` needs Hydra's run folder, which a
     composed config does not have).
     """
-    from dicebert.train import config_dir
+    from dicebert.config import config_dir
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("train", overrides=[*overrides, f"data.cache_dir={cache_dir}"])

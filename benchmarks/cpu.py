@@ -80,9 +80,9 @@ def _fmt(value: Any, digits: int = 2) -> str:
 def format_table(r: dict[str, Any]) -> str:
     """A Markdown table of the figures (it goes into the README as printed)."""
     rows = [("section", "measure", "baseline", "project", "ratio")]
-    if "skipped" in r.get("trainer", {}):
-        rows.append(("vs transformers Trainer", r["trainer"]["skipped"], "", "", ""))
-    elif "trainer" in r:
+    skipped = [(name, r[name]["skipped"]) for name in SECTIONS if "skipped" in r.get(name, {})]
+    r = {key: value for key, value in r.items() if key not in dict(skipped)}
+    if "trainer" in r:
         t, hf = r["trainer"], r["trainer"]["hf_trainer"]
         p = t["project"]
         rows.append(
@@ -114,27 +114,24 @@ def format_table(r: dict[str, Any]) -> str:
         )
     if "precision" in r:
         q = r["precision"]
-        if "skipped" in q:
-            rows.append(("precision", q["skipped"], "", "", ""))
-        else:
-            rows.append(
-                (
-                    "precision",
-                    "train samples/s (fp32 / bf16-mixed)",
-                    _fmt(q["fp32_samples_per_s"]),
-                    _fmt(q["bf16_samples_per_s"]),
-                    _fmt(q["bf16_speedup"]),
-                )
+        rows.append(
+            (
+                "precision",
+                "train samples/s (fp32 / bf16-mixed)",
+                _fmt(q["fp32_samples_per_s"]),
+                _fmt(q["bf16_samples_per_s"]),
+                _fmt(q["bf16_speedup"]),
             )
-            rows.append(
-                (
-                    "",
-                    f"test macro-F1 per seed, {q['epochs']} epoch(s) ce (fp32 / bf16)",
-                    str(q["fp32_test_macro_f1"]),
-                    str(q["bf16_test_macro_f1"]),
-                    q["quality"],
-                )
+        )
+        rows.append(
+            (
+                "",
+                f"test macro-F1 per seed, {q['epochs']} epoch(s) ce (fp32 / bf16)",
+                str(q["fp32_test_macro_f1"]),
+                str(q["bf16_test_macro_f1"]),
+                q["quality"],
             )
+        )
     if "padding" in r:
         p = r["padding"]
         rows.append(
@@ -182,18 +179,16 @@ def format_table(r: dict[str, Any]) -> str:
         )
     if "default_run" in r:
         d = r["default_run"]
-        if "skipped" in d:
-            rows.append(("default run", d["skipped"], "", "", ""))
-        else:
-            rows.append(
-                (
-                    "default run",
-                    f"s, test macro-F1 ({d['source']})",
-                    "",
-                    f"{d['seconds']:.0f} s, F1 {_fmt(d['test_macro_f1'], 3)}",
-                    "",
-                )
+        rows.append(
+            (
+                "default run",
+                f"s, test macro-F1 ({d['source']})",
+                "",
+                f"{d['seconds']:.0f} s, F1 {_fmt(d['test_macro_f1'], 3)}",
+                "",
             )
+        )
+    rows += [(name, reason, "", "", "") for name, reason in skipped]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
@@ -219,6 +214,9 @@ def parse_args(argv: Sequence[str] | None) -> Any:
     )
     parser.add_argument("--force-bf16", action="store_true", help="run the bf16 section without native bf16")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")
+    parser.add_argument(
+        "--budget-s", type=float, default=480.0, help="start no section after this many seconds (default 480)"
+    )
     parser.add_argument("--work-dir", type=Path, help="scratch folder (default: a new temporary folder)")
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.sections.split(",") if name.strip()]
@@ -244,6 +242,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, Any] = {"machine": machine(), "tiny": args.tiny, "seconds": {}}
     started = time.perf_counter()
     for name in args.sections:
+        if time.perf_counter() - started > args.budget_s:  # a busy or slow CPU: say so, do not overrun
+            spent = f"skipped: the {args.budget_s:.0f} s budget was spent (load average {load_average()})"
+            results[name] = {"skipped": spent}
+            continue
         print(f"[benchmark] {name} ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         try:

@@ -197,3 +197,17 @@ def test_gpu_script_bad_input_is_one_line() -> None:
     )
     assert done.returncode == 2
     assert done.stderr.strip() == "error: --seq-len must be >= 1; got 0 (see --help)"
+
+
+def test_sections_past_the_time_budget_are_skipped_and_say_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bench.json"
+    args = ["--tiny", "--sections", "trainer,sweep", "--budget-s", "0", "--out", str(out)]
+    assert cpu.main([*args, "--work-dir", str(tmp_path / "w")]) == 0
+    results = json.loads(out.read_text())
+    for name in ("trainer", "sweep"):
+        assert results[name]["skipped"].startswith("skipped: the 0 s budget was spent"), name
+    assert results["trainer_ratio"] is None and results["runs_per_hour_tiny_grid"] is None
+    table = capsys.readouterr().out
+    assert "| trainer " in table and "| sweep " in table and "budget was spent" in table
