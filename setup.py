@@ -1,11 +1,15 @@
-"""The one thing pyproject.toml cannot say: the package list, with ``dicebert.conf`` mapped in.
+"""The one thing pyproject.toml cannot say: the package list, found under src/ with namespaces.
 
-``dicebert.conf`` is the top-level ``conf/`` folder (mapped in pyproject's ``package-dir``), so a
-non-editable install ships the Hydra configs inside the package. ``hydra_plugins`` is Hydra's
-namespace package for plugins (no ``__init__.py``), hence the namespace-aware search.
+``src/dicebert/conf`` is a link to the repository's top-level ``conf/`` (where Hydra users look
+for it), so the configs ship inside the package as ``dicebert.conf`` and an editable install
+stays a plain ``src/`` path: a ``package-dir`` mapping would make setuptools install an import
+hook instead, which hides ``src/hydra_plugins`` from Hydra's plugin scan. ``hydra_plugins`` is
+Hydra's namespace package (no ``__init__.py``), hence the namespace-aware search.
 """
 
 from setuptools import find_namespace_packages, setup
 
-packages = find_namespace_packages("src", include=["dicebert", "dicebert.*", "hydra_plugins.*"])
-setup(packages=[p for p in packages if "__pycache__" not in p] + ["dicebert.conf"])
+found = find_namespace_packages("src", include=["dicebert", "dicebert.*", "hydra_plugins.*"])
+# conf's subfolders are YAML, not packages: package-data "**/*.yaml" of dicebert.conf carries them
+packages = [p for p in found if "__pycache__" not in p and not p.startswith("dicebert.conf.")]
+setup(package_dir={"": "src"}, packages=packages)

@@ -1,1 +1,1 @@
-"""The Hydra configs, shipped inside the package as ``dicebert.conf`` (see pyproject's package-dir)."""
+"""The Hydra configs, shipped inside the package as ``dicebert.conf`` (``src/dicebert/conf`` links here)."""
