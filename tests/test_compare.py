@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -9,16 +10,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dicebert.reporting.compare import (
-    cell_table,
-    compare_sweep,
-    load_sweep,
-    main,
-    paired_differences,
-    tail_class,
-)
+from dicebert.sweeps.load import load_sweep, tail_class
+from dicebert.sweeps.report import compare_sweep
+from dicebert.sweeps.stats import cell_table, paired_differences
 
 CLASSES = ["a", "b", "c"]
+_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_runs.py"
+_spec = importlib.util.spec_from_file_location("compare_runs", _SCRIPT)
+assert _spec is not None and _spec.loader is not None
+compare_runs = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(compare_runs)
+main = compare_runs.main  # the CLI: scripts/compare_runs.py
 
 
 def make_run(

@@ -16,20 +16,14 @@ import yaml
 from omegaconf import OmegaConf
 
 from dicebert.losses import LOSSES
-from dicebert.reporting.compare import GROUP_ENV, SweepCallback, cell_table, load_sweep, paired_differences
 from dicebert.reporting.dashboards import log_run_outputs
+from dicebert.sweeps.callback import GROUP_ENV, SweepCallback
+from dicebert.sweeps.load import load_sweep
+from dicebert.sweeps.stats import cell_table, paired_differences
 from dicebert.train import train
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SMALL = [
-    "model=tiny",
-    "logger=csv",
-    "callbacks=none",
-    "data.limit_per_class=12",
-    "data.max_length=32",
-    "trainer.max_epochs=1",
-    "trainer.enable_progress_bar=false",
-]
+SMALL = ["debug=fast", "callbacks=none"]  # the shared tiny run, without checkpoints
 
 
 def run_cli(args: list[str], tmp: Path, timeout: int = 240) -> subprocess.CompletedProcess[str]:
@@ -168,7 +162,7 @@ def test_sweep_callback_refuses_bad_choices_in_the_sweep_config(make_cfg) -> Non
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("train", overrides=["experiment=loss_vs_imbalance"], return_hydra_config=True)
         cfg.hydra.sweeper.params.loss = "ce,focal,nope"
-        with pytest.raises(SystemExit, match=r"^error: sweep choice loss=nope does not exist; available"):
+        with pytest.raises(SystemExit, match=r"^error: unknown loss 'nope'; .*; nothing was run"):
             SweepCallback().on_multirun_start(cfg)
         cfg.hydra.sweeper.params.loss = "choice(ce, dice)"  # Optuna's spelling, all valid
         SweepCallback().on_multirun_start(cfg)
@@ -182,7 +176,7 @@ def test_the_grid_covers_every_registered_loss_but_ldam(make_cfg) -> None:
     params = cfg.hydra.sweeper.params
     assert sorted(params.loss.split(",")) == sorted(set(LOSSES) - {"ldam"})
     assert params["data.imbalance_ratio"] == "1,10,100" and params.seed == "0,1,2"
-    assert cfg.hydra.callbacks.dicebert_sweep._target_ == "dicebert.reporting.compare.SweepCallback"
+    assert cfg.hydra.callbacks.dicebert_sweep._target_ == "dicebert.sweeps.callback.SweepCallback"
 
 
 def test_sampler_experiment_composes(make_cfg) -> None:

@@ -15,17 +15,21 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 import hydra
 import lightning as L
+import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+import dicebert.losses  # noqa: F401  (registers ${loss_default:...}, which the loss configs use)
+from dicebert.baselines import is_baseline, run_baseline
 from dicebert.checkpointing import check_compatible
 from dicebert.config import (
     check_group_choices,
@@ -34,8 +38,19 @@ from dicebert.config import (
     instantiate_group,
     print_config_tree,
 )
+from dicebert.data.sampling import effective_class_counts
 from dicebert.errors import CheckpointMismatchError, DicebertError, one_line
+from dicebert.posthoc import LOGITS_FILE, posthoc_metrics, save_logits
+from dicebert.reporting.health import ValMacroF1History, check_health
 from dicebert.reporting.run_outputs import build_metrics_record, write_json, write_test_outputs
+from dicebert.sweeps.resume import (
+    RESUME_KEY,
+    JobAction,
+    finished_metrics,
+    prepare_job,
+    register_resumable_optuna,
+    requeued,
+)
 
 log = logging.getLogger("dicebert")
 
@@ -74,9 +89,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
-    loss = instantiate(cfg.loss, class_counts=datamodule.class_counts)
+    if is_baseline(cfg.model):  # TF-IDF / frozen-encoder + logistic regression: no Lightning fit
+        return run_baseline(cfg, datamodule, output_dir, started)
+    # Priors and weights from what the model sees: a rebalancing sampler changes the class distribution.
+    prior_counts = effective_class_counts(
+        datamodule.class_counts, datamodule.sampler, datamodule.sampler_beta
+    )
+    loss = instantiate(cfg.loss, class_counts=prior_counts)
     module = instantiate(cfg.model, loss=loss, class_names=datamodule.class_names)
-    callbacks = instantiate_group(cfg.get("callbacks"))
+    history = ValMacroF1History()
+    callbacks = [*instantiate_group(cfg.get("callbacks")), history]
     loggers = instantiate_group(cfg.get("logger"))
     # Checkpointing follows the callbacks group: callbacks=none must not get Lightning's default one.
     checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
@@ -109,27 +131,66 @@ def train(cfg: DictConfig) -> dict[str, float]:
     test_ckpt = best if cfg.get("train", True) else ckpt_path
     test_metrics = trainer.test(module, datamodule=datamodule, ckpt_path=test_ckpt, verbose=False)[0]
     best_score = checkpoint.best_model_score if checkpoint is not None else None
+    confusion = module.test_confusion.compute().cpu().numpy()
+    health = check_health(confusion, datamodule.class_names, datamodule.class_counts, history.values)
+    extra = {**health.flags, **_posthoc(trainer, module, datamodule, output_dir, prior_counts)}
+    if datamodule.sampler != "none":
+        names = datamodule.class_names
+        extra.update({f"train/prior_count/{c}": n for c, n in zip(names, prior_counts, strict=True)})
+    extra.update({"time/fit_seconds": fit_seconds, "time/total_seconds": time.perf_counter() - started})
     record = build_metrics_record(
         test_metrics,
         None if best_score is None else float(best_score),
         datamodule.class_names,
         datamodule.class_counts,
-        extra={"time/fit_seconds": fit_seconds, "time/total_seconds": time.perf_counter() - started},
+        extra=extra,
     )
     if trainer.is_global_zero:
-        confusion = module.test_confusion.compute().cpu().numpy()
         write_test_outputs(output_dir, record, datamodule.class_names, confusion, trainer.loggers)
+        for line in health.warnings:
+            log.warning(line)
     return record
 
 
-def run_job(cfg: DictConfig) -> dict[str, float]:
-    """One job of a run or a sweep: save the config tree, then train and test.
+def _posthoc(
+    trainer: L.Trainer, module: L.LightningModule, datamodule: Any, output_dir: Path, prior: list[float]
+) -> dict[str, float]:
+    """Save the tested weights' val/test logits (``logits.npz``) and return the post-hoc keys.
 
-    This is the per-job decision point: resumable sweeps (:mod:`dicebert.sweeps.resume`) decide
-    here, from the job's folder, whether to skip, resume or run it.
+    ``trainer.predict`` runs the module's forward (logits) with the weights ``trainer.test`` just
+    loaded. Under DDP each rank predicts only its shard, so the analysis is single-process only.
     """
-    if getattr(rank_zero_only, "rank", 0) == 0:  # DDP ranks > 0 share the run folder, write nothing
-        print_config_tree(cfg, Path(cfg.paths.output_dir) / "config_tree.log")
+    if trainer.world_size > 1:
+        return {}
+    splits = {}
+    for split, loader in (("val", datamodule.val_dataloader()), ("test", datamodule.test_dataloader())):
+        batches = trainer.predict(module, dataloaders=loader)
+        logits = torch.cat([b.float() for b in batches or []]).cpu().numpy()
+        splits[split] = (logits, np.asarray(datamodule.datasets[split].labels))
+    save_logits(output_dir / LOGITS_FILE, splits)
+    return posthoc_metrics(output_dir / LOGITS_FILE, datamodule.class_names, prior)
+
+
+def run_job(cfg: DictConfig) -> dict[str, float]:
+    """One job of a run or a sweep: decide skip/resume/run from its folder, then train and test.
+
+    With ``sweep_resume=true``, or in a SLURM job that was requeued, a finished job is skipped
+    (its metrics returned), an interrupted one resumes from ``last.ckpt`` and any other runs
+    afresh (:mod:`dicebert.sweeps.resume`).
+    """
+    output_dir = Path(cfg.paths.output_dir)
+    rank_zero = getattr(rank_zero_only, "rank", 0) == 0  # DDP ranks > 0 share the folder, write nothing
+    resume = bool(cfg.get(RESUME_KEY, False)) or requeued()
+    action = prepare_job(output_dir, resume) if rank_zero else JobAction.RUN
+    if action is JobAction.SKIP:
+        log.info("sweep_resume: %s finished before; skipped", output_dir)
+        return finished_metrics(output_dir)
+    if action is JobAction.RESUME:
+        log.info("sweep_resume: resuming %s from checkpoints/last.ckpt", output_dir)
+        with open_dict(cfg):
+            cfg.ckpt_path, cfg.resume_dir = "last", None
+    if rank_zero:
+        print_config_tree(cfg, output_dir / "config_tree.log")
     return train(cfg)
 
 
@@ -151,7 +212,7 @@ def objective(cfg: DictConfig, record: dict[str, float]) -> float | None:
     """
     name = cfg.get("optimized_metric") or DEFAULT_OPTIMIZED_METRIC
     if record and name not in record:
-        log.warning("optimized_metric=%s is not in metrics.json; keys: %s", name, ", ".join(sorted(record)))
+        log.warning("optimized_metric=%s was not measured by this run (no checkpoint callback?)", name)
     return record.get(name)
 
 
@@ -184,6 +245,7 @@ def main() -> None:
         check_group_choices(sys.argv[1:])
     except DicebertError as err:
         raise SystemExit(f"error: {err}") from None
+    register_resumable_optuna()
     hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")(task)()
 
 

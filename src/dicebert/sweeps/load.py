@@ -1,0 +1,316 @@
+"""Loading a sweep: every job folder (finished, failed, killed or never started) as one row.
+
+One run is one job folder of a Hydra sweep (``<sweep>/<job num>/``). A *cell* is every run that
+differs only by its seed: the *method* (the swept overrides other than ``seed`` and
+``data.imbalance_ratio``, e.g. the loss) at one imbalance ratio ρ. Nothing is dropped silently:
+runs that failed (``failure.json``), never finished (no ``metrics.json``) or never started (in the
+grid of ``multirun.yaml`` but without a folder) are rows too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from dicebert.errors import SweepError
+
+log = logging.getLogger(__name__)
+
+RHO_KEY = "data.imbalance_ratio"
+SEED_KEY = "seed"
+#: The default baseline when the method is one of these overrides.
+DEFAULT_BASELINES = {"loss": "ce", "data.sampler": "none"}
+#: Report columns: (label, summary.csv column). ``test/tail_f1`` is derived, see :func:`tail_class`.
+METRICS: list[tuple[str, str]] = [
+    ("macro-F1", "test/macro_f1"),
+    ("tail-F1", "test/tail_f1"),
+    ("balanced acc.", "test/balanced_accuracy"),
+    ("MCC", "test/mcc"),
+    ("ECE", "test/ece"),
+]
+
+
+@dataclass
+class Sweep:
+    """Every run of one or more sweep folders, finished or not, with the grouping used for the report."""
+
+    folders: list[Path]
+    runs: pd.DataFrame  # one row per run: status, method, rho, seed, overrides, metrics
+    method_keys: list[str]
+    methods: list[str]  # display order: baseline first, then as they appear in the sweep
+    baseline: str | None
+    class_names: list[str]
+    confusion: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> pd.DataFrame:
+        return self.runs[self.runs["status"] == "ok"]
+
+    @property
+    def not_ok(self) -> pd.DataFrame:
+        return self.runs[self.runs["status"] != "ok"]
+
+    @property
+    def rhos(self) -> list[str]:
+        """ρ labels in numeric order (``none`` last)."""
+        return sorted(self.runs["rho"].unique(), key=rho_sort_key)
+
+
+def _rho_label(value: Any) -> str:
+    """A stable text label for ρ: ``1``, ``10``, ``2.5``; ``none`` when the data was kept as it is."""
+    if value is None or (isinstance(value, str) and value.lower() in {"none", "null", ""}):
+        return "none"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return str(int(number)) if number.is_integer() else str(number)
+
+
+def rho_sort_key(label: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, math.inf, label)
+
+
+def _parse_overrides(lines: Iterable[str]) -> dict[str, str]:
+    """``["loss=ce", "+x=1"]`` → ``{"loss": "ce", "x": "1"}`` with Hydra's own parser."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides([str(line) for line in lines])
+    return {o.get_key_element().lstrip("+~"): o.get_value_element_as_str() for o in parsed}
+
+
+def _select(cfg: DictConfig | ListConfig | None, key: str) -> Any:
+    """A config value, or None when absent or when it needs Hydra's runtime to resolve."""
+    if cfg is None:
+        return None
+    try:
+        return OmegaConf.select(cfg, key, default=None)
+    except Exception:  # e.g. ${hydra:...} interpolations outside a Hydra run
+        return None
+
+
+def grid_jobs(master: DictConfig) -> list[list[str]] | None:
+    """The override lists of every job of a basic-sweeper grid (``multirun.yaml``); None otherwise.
+
+    The basic sweeper's expansion through Hydra's public override API: one list per key (a later
+    override of a key replaces an earlier one), jobs in ``itertools.product`` order. Hydra's own
+    ``BasicSweeper.split_arguments`` does exactly this but lives in ``hydra._internal``.
+    """
+    sweeper = str(_select(master, "hydra.sweeper._target_") or "")
+    if not sweeper.endswith("BasicSweeper"):
+        return None
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        overrides = OverridesParser.create().parse_overrides(sweep_arguments(master))
+    except Exception as err:  # an unusual sweep: compare what is there
+        log.warning("could not expand the sweep grid (%s); missing jobs are not listed", err)
+        return None
+    lists: dict[str, list[str]] = {}
+    for override in overrides:
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            lists[key] = [f"{key}={override.get_value_element_as_str()}"]
+        elif override.is_discrete_sweep():
+            lists[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
+        else:  # the basic sweeper refuses interval sweeps: no such grid ran
+            return None
+    return [list(job) for job in itertools.product(*lists.values())]
+
+
+def expected_jobs(sweep_dir: Path) -> list[list[str]] | None:
+    """:func:`grid_jobs` of ``<sweep_dir>/multirun.yaml``: job ``i`` here is job ``i`` of the launcher.
+
+    A job that never got a folder (the launcher died, SLURM never started it) is then listed as missing.
+    """
+    path = sweep_dir / "multirun.yaml"
+    if not path.is_file():
+        return None
+    master = OmegaConf.load(path)
+    return grid_jobs(master) if isinstance(master, DictConfig) else None
+
+
+def _read_run(job_dir: Path) -> dict[str, Any]:
+    """One job folder → a flat row: status, error, overrides, config values and all metrics."""
+    row: dict[str, Any] = {"run_dir": str(job_dir), "job": job_dir.name}
+    overrides_path = job_dir / ".hydra" / "overrides.yaml"
+    overrides = (
+        [str(x) for x in yaml.safe_load(overrides_path.read_text()) or []] if overrides_path.is_file() else []
+    )
+    row["overrides"] = " ".join(overrides)
+    row["_override_list"] = tuple(sorted(overrides))
+    row["_overrides"] = _parse_overrides(overrides)
+    config_path = job_dir / ".hydra" / "config.yaml"
+    cfg = OmegaConf.load(config_path) if config_path.is_file() else None
+    row["loss_name"] = _select(cfg, "loss.name")
+    row["_rho_config"] = _select(cfg, RHO_KEY)
+    row["_seed_config"] = _select(cfg, SEED_KEY)
+    metrics_path, failure_path = job_dir / "metrics.json", job_dir / "failure.json"
+    if metrics_path.is_file():  # written last and atomically: its presence means the run finished
+        row["status"] = "ok"
+        row["error"] = ""
+        row.update(json.loads(metrics_path.read_text()))
+    elif failure_path.is_file():
+        row["status"] = "failed"
+        row["error"] = str(json.loads(failure_path.read_text()).get("error", "")).strip()
+    else:
+        row["status"] = "incomplete"
+        row["error"] = "no metrics.json and no failure.json: killed, or still running"
+    confusion_path = job_dir / "confusion_matrix.json"
+    if row["status"] == "ok" and confusion_path.is_file():
+        row["_confusion"] = json.loads(confusion_path.read_text())
+    return row
+
+
+def sweep_arguments(master: DictConfig) -> list[str]:
+    """The sweeper's ``params`` then the command line, as the basic sweeper combines them (later wins)."""
+
+    def plain(node: Any) -> Any:
+        return OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
+
+    params = plain(OmegaConf.select(master, "hydra.sweeper.params")) or {}
+    task = plain(OmegaConf.select(master, "hydra.overrides.task")) or []
+    return [f"{k}={v}" for k, v in params.items()] + [str(x) for x in task]
+
+
+def _job_dirs(sweep_dir: Path) -> list[Path]:
+    """Job folders: direct subfolders that Hydra set up (``.hydra/``), in job-number order."""
+    dirs = [p for p in sweep_dir.iterdir() if p.is_dir() and (p / ".hydra").is_dir()]
+    return sorted(dirs, key=lambda p: (0, int(p.name), "") if p.name.isdigit() else (1, 0, p.name))
+
+
+def tail_class(row: pd.Series | dict[str, Any], class_names: Sequence[str]) -> str | None:
+    """The class with the fewest training examples (``train/count/<class>``) of one run.
+
+    Ties (every class at ρ = 1) go to the class whose name sorts last: fixed, so every run of a
+    cell reports the same class, but arbitrary, so at ρ = 1 it is one class's F1 and says nothing
+    about a tail. None when the run has no counts (it did not finish).
+    """
+    raw = {c: row.get(f"train/count/{c}") for c in class_names}
+    counts = {c: float(v) for c, v in raw.items() if v is not None and not pd.isna(v)}
+    if not counts:
+        return None
+    return min(sorted(counts, reverse=True), key=counts.__getitem__)  # min keeps the first of ties
+
+
+def load_sweep(*folders: str | os.PathLike[str], baseline: str | None = None) -> Sweep:
+    """Read every run of the sweep folder(s); raise :class:`SweepError` with a one-line fix if none."""
+    if not folders:
+        raise SweepError("no folder given; pass a multirun folder such as logs/<task>/multiruns/<time>")
+    rows: list[dict[str, Any]] = []
+    paths = [Path(f) for f in folders]
+    for sweep_dir in paths:
+        if not sweep_dir.is_dir():
+            raise SweepError(
+                f"{sweep_dir} is not a folder; pass a multirun folder such as logs/<task>/multiruns/<time>"
+            )
+        if (sweep_dir / ".hydra").is_dir() and not (sweep_dir / "multirun.yaml").is_file():
+            raise SweepError(
+                f"{sweep_dir} is a single run, not a sweep; pass the multirun folder above its runs "
+                "(logs/<task>/multiruns/<time>), made by `python train.py -m ...`"
+            )
+        found = [_read_run(d) | {"sweep": str(sweep_dir)} for d in _job_dirs(sweep_dir)]
+        expected = expected_jobs(sweep_dir)
+        if expected is not None:
+            seen = {r["_override_list"] for r in found}
+            for num, job in enumerate(expected):
+                if tuple(sorted(job)) not in seen:
+                    found.append(
+                        {
+                            "sweep": str(sweep_dir),
+                            "run_dir": str(sweep_dir / str(num)),
+                            "job": str(num),
+                            "overrides": " ".join(job),
+                            "_overrides": _parse_overrides(job),
+                            "status": "missing",
+                            "error": "in the sweep's grid but no job folder: never started",
+                        }
+                    )
+        if not found:
+            raise SweepError(
+                f"no runs in {sweep_dir} (no job folder with .hydra/); pass a multirun folder such as "
+                "logs/<task>/multiruns/<time>, made by `python train.py -m ...`"
+            )
+        rows.extend(found)
+    return _build_sweep(paths, rows, baseline)
+
+
+def _build_sweep(folders: list[Path], rows: list[dict[str, Any]], baseline: str | None) -> Sweep:
+    """Decide the method of each run (the swept overrides that vary) and its ρ, seed and tail class."""
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row["_overrides"] if k not in keys]
+    varying = [k for k in keys if len({r["_overrides"].get(k) for r in rows}) > 1]
+    method_keys = [k for k in varying if k not in (RHO_KEY, SEED_KEY)]
+    for row in rows:
+        ov = row["_overrides"]
+        rho = ov.get(RHO_KEY, row.get("_rho_config"))
+        seed = ov.get(SEED_KEY, row.get("_seed_config"))
+        row["rho"] = _rho_label(rho)
+        row["seed"] = None if seed is None else int(float(seed))
+        if len(method_keys) == 1:
+            row["method"] = ov.get(method_keys[0], "")
+        elif method_keys:
+            row["method"] = ", ".join(f"{k}={ov[k]}" for k in method_keys if k in ov)
+        else:
+            row["method"] = str(row.get("loss_name") or ov.get("loss") or "run")
+        for k in method_keys:
+            row[k] = ov.get(k)
+    class_names: list[str] = []
+    for row in rows:
+        for key in row:
+            if key.startswith("train/count/") and key[len("train/count/") :] not in class_names:
+                class_names.append(key[len("train/count/") :])
+    confusion: dict[tuple[str, str], np.ndarray] = {}
+    for row in rows:
+        tail = tail_class(row, class_names) if row["status"] == "ok" else None
+        row["tail_class"] = tail
+        if tail is not None:
+            row["test/tail_f1"] = row.get(f"test/f1/{tail}")
+            row["test/tail_recall"] = row.get(f"test/recall/{tail}")
+        cm = row.pop("_confusion", None)
+        if cm is not None and list(cm["class_names"]) == class_names:
+            cell = (str(row["method"]), str(row["rho"]))
+            matrix = np.asarray(cm["matrix"], dtype=float)
+            confusion[cell] = confusion[cell] + matrix if cell in confusion else matrix
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    if baseline is None and len(method_keys) == 1:
+        baseline = DEFAULT_BASELINES.get(method_keys[0])
+        baseline = baseline if baseline in methods else None
+    elif baseline is None and "ce" in methods:
+        baseline = "ce"
+    elif baseline is not None and baseline not in methods:
+        raise SweepError(
+            f"baseline {baseline!r} is not a method of this sweep; methods: {', '.join(methods)}"
+        )
+    if baseline is not None:
+        methods = [baseline, *(m for m in methods if m != baseline)]
+    frame = pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+    front = ["sweep", "job", "status", "method", *method_keys, "rho", "seed", "tail_class"]
+    front += [c for _, c in METRICS if c in frame]
+    rest = [c for c in frame.columns if c not in front and c not in ("error", "overrides", "run_dir")]
+    frame = frame[[*front, *rest, "error", "overrides", "run_dir"]]
+    return Sweep(folders, frame, method_keys, methods, baseline, class_names, confusion)
+
+
+def newest_sweep(log_dir: str | os.PathLike[str] = "logs") -> Path:
+    """The most recently modified ``<log_dir>/<task>/multiruns/<time>`` folder (the notebook's default)."""
+    candidates = [p for p in Path(log_dir).glob("*/multiruns/*") if (p / "multirun.yaml").is_file()]
+    if not candidates:
+        raise SweepError(f"no sweep under {log_dir}/*/multiruns/; run `python train.py -m ...` first")
+    return max(candidates, key=lambda p: p.stat().st_mtime)
