@@ -124,3 +124,22 @@ def test_dice_option_errors() -> None:
         build_loss("dice", absent="drop")
     with pytest.raises(ValueError, match=r"ema .* must be in \[0, 1\)"):
         build_loss("dice_ce", ema=1.0)
+
+
+def test_prior_adjusted_dice_matches_reference_and_needs_counts() -> None:
+    counts = [300, 95, 30, 9, 3]
+    log_prior = torch.log(torch.tensor(counts, dtype=F64) / sum(counts))
+    z, t = _batch(30, [0, 1, 2, 3, 4], n=12)
+    for tau in (0.5, 1.0):
+        got = _grad(lambda x, tau=tau: build_loss("dice", class_counts=counts, prior_tau=tau)(x, t), z)
+        ref = _grad(lambda x, tau=tau: _ref_dice(_sums(x + tau * log_prior, t), mask=False), z)
+        torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-12)
+    shifted = build_loss("dice_ce", class_counts=counts, prior_tau=1.0)(z, t)
+    expected = _ref_dice(_sums(z + log_prior, t), mask=False) + torch.nn.functional.cross_entropy(z, t)
+    torch.testing.assert_close(shifted, expected)
+    # τ = 0 is plain Dice; predictions are not shifted: probabilities stay softmax(z)
+    torch.testing.assert_close(
+        build_loss("dice", class_counts=counts, prior_tau=0.0)(z, t), build_loss("dice")(z, t)
+    )
+    with pytest.raises(ValueError, match="prior_tau needs the training class counts"):
+        build_loss("dice", prior_tau=1.0)

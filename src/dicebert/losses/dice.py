@@ -69,6 +69,9 @@ class DiceLoss(ClassificationLoss):
     dataset-level Dice rather than one batch's. The running sums start at the first training
     batch's, are updated in training mode only, and are saved in checkpoints when the loss was
     built with ``class_counts`` (as training does); under DDP each rank keeps its own.
+    ``prior_tau`` = τ computes Dice on ``softmax(z + τ·log π)`` (π the class prior, as in
+    ``logit_adjusted``): the training-time shift makes head classes pay a margin, predictions
+    use the raw ``z``.
     """
 
     batch_level = True
@@ -82,6 +85,7 @@ class DiceLoss(ClassificationLoss):
         weight: Sequence[float] | None = None,
         absent: str = "smooth",
         ema: float | None = None,
+        prior_tau: float = 0.0,
     ) -> None:
         super().__init__(class_counts)
         if smooth_nr < 0 or smooth_dr <= 0:
@@ -101,6 +105,16 @@ class DiceLoss(ClassificationLoss):
             running = torch.zeros(3, self.class_counts.numel(), dtype=torch.float64)
         self.register_buffer("running", running, persistent=running is not None)
         self.register_buffer("running_started", torch.tensor(False), persistent=running is not None)
+        self.prior_tau = prior_tau
+        offset = None
+        if prior_tau != 0.0:
+            if self.class_counts is None:
+                raise ValueError(
+                    "dice prior_tau needs the training class counts; "
+                    "build it with build_loss(name, class_counts=datamodule.class_counts, ...)"
+                )
+            offset = prior_tau * torch.log(self.class_counts / self.class_counts.sum())
+        self.register_buffer("offset", offset, persistent=False)
 
     def batch_sums(self, probs: Tensor, targets: Tensor) -> Tensor:
         """``[3, C]``: per-class Σp·y, Σp^k and Σy^k (= Σy for one-hot y) over the batch."""
@@ -128,6 +142,8 @@ class DiceLoss(ClassificationLoss):
         return (2.0 * intersection + self.smooth_nr) / (predicted + actual + self.smooth_dr)
 
     def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
+        if self.offset is not None:  # training-time prior shift; predictions use the raw logits
+            logits = logits + self.offset.to(logits)
         probs = torch.softmax(logits, dim=1)
         intersection, predicted, actual = self.sums(probs, targets)
         dice = (2.0 * intersection + self.smooth_nr) / (predicted + actual + self.smooth_dr)
@@ -141,7 +157,7 @@ class DiceLoss(ClassificationLoss):
 class DiceCELoss(ClassificationLoss):
     """``λ_dice · dice + λ_ce · CE``: CE gives well-scaled per-sample gradients, Dice the class balance.
 
-    ``absent`` and ``ema`` are the Dice term's (see :class:`DiceLoss`).
+    ``absent``, ``ema`` and ``prior_tau`` are the Dice term's (see :class:`DiceLoss`).
     """
 
     batch_level = True
@@ -157,12 +173,19 @@ class DiceCELoss(ClassificationLoss):
         label_smoothing: float = 0.0,
         absent: str = "smooth",
         ema: float | None = None,
+        prior_tau: float = 0.0,
     ) -> None:
         super().__init__(class_counts)
         from dicebert.losses.cross_entropy import CrossEntropyLoss
 
         self.dice = DiceLoss(
-            class_counts, squared=squared, smooth_nr=smooth_nr, smooth_dr=smooth_dr, absent=absent, ema=ema
+            class_counts,
+            squared=squared,
+            smooth_nr=smooth_nr,
+            smooth_dr=smooth_dr,
+            absent=absent,
+            ema=ema,
+            prior_tau=prior_tau,
         )
         self.ce = CrossEntropyLoss(label_smoothing=label_smoothing)
         self.lambda_dice = lambda_dice

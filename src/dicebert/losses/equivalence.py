@@ -92,7 +92,7 @@ def canonical(
             weights = class_weights(_counts(name, class_counts), "effective_number", opts["beta"])
     elif base == "dice_ce" and opts["lambda_ce"] == 0 and opts["lambda_dice"] == 1:
         kind = "dice"
-        params = {k: opts[k] for k in ("squared", "smooth_nr", "smooth_dr", "absent", "ema")}
+        params = {k: opts[k] for k in ("squared", "smooth_nr", "smooth_dr", "absent", "ema", "prior_tau")}
         params["weight"] = None
     elif base == "dice_ce" and opts["lambda_dice"] == 0 and opts["lambda_ce"] == 1:
         kind, params = _ce(opts["label_smoothing"])
@@ -100,7 +100,7 @@ def canonical(
         kind = "dice"  # Tversky at α = β = ½ is Dice with k = 1 and smoothing 2s
         s = 2.0 * float(opts["smooth"])
         params = {"squared": False, "smooth_nr": s, "smooth_dr": s, "weight": None}
-        params |= {"absent": opts["absent"], "ema": None}
+        params |= {"absent": opts["absent"], "ema": None, "prior_tau": 0.0}
     else:
         kind, params = base, opts
     if weights is not None and torch.allclose(weights, torch.ones_like(weights), rtol=0, atol=1e-12):
