@@ -208,7 +208,8 @@ def test_launchers_compose(make_cfg, launcher: str, target: str) -> None:
 def test_optuna_configs_compose(make_cfg, search: str) -> None:
     cfg = make_cfg(f"hparams_search={search}", fast=False)
     sweeper = cfg.hydra.sweeper
-    assert sweeper._target_ == "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    assert sweeper._target_ == "hydra_plugins.dicebert_sweepers.resumable_optuna.ResumableOptunaSweeper"
+    assert str(sweeper.storage).endswith("/optuna.db")  # the study lives in the sweep folder: resumable
     assert sweeper.direction == "maximize" and "model.optimizer.lr" in sweeper.params
     if search == "optuna_focal":
         assert cfg.loss.name == "focal" and "loss.gamma" in sweeper.params

@@ -165,7 +165,7 @@ def _posthoc(
     splits = {}
     for split, loader in (("val", datamodule.val_dataloader()), ("test", datamodule.test_dataloader())):
         batches = trainer.predict(module, dataloaders=loader)
-        logits = torch.cat([b.float() for b in batches or []]).cpu().numpy()
+        logits = torch.cat([torch.as_tensor(b).float() for b in batches or []]).cpu().numpy()
         splits[split] = (logits, np.asarray(datamodule.datasets[split].labels))
     save_logits(output_dir / LOGITS_FILE, splits)
     return posthoc_metrics(output_dir / LOGITS_FILE, datamodule.class_names, prior)

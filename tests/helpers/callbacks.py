@@ -49,3 +49,37 @@ class RecordSampler(L.Callback):
             "world_size": trainer.world_size,
         }
         (self.out_dir / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
+
+
+class KillOnceInJob(L.Callback):
+    """SIGKILL the sweep at a global step of the job whose folder ends with ``job``, once per ``marker``.
+
+    The marker file (outside the sweep) makes the kill happen only in the first invocation, so the
+    resumed invocation can run the very same config (a changed config would be refused).
+    """
+
+    def __init__(self, step: int, job: str | int, marker: str) -> None:
+        self.step, self.job, self.marker = step, str(job), Path(marker)  # Hydra reads `1` as an int
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, idx: int
+    ) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        here = Path(HydraConfig.get().runtime.output_dir).name
+        if here == self.job and trainer.global_step == self.step and not self.marker.exists():
+            self.marker.write_text("killed\n")
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class SignalAtStep(L.Callback):
+    """Send this process a signal at a global step, as SLURM does before pre-empting a job."""
+
+    def __init__(self, step: int, signal_name: str = "SIGUSR2") -> None:
+        self.step, self.signum = step, signal.Signals[signal_name]
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, idx: int
+    ) -> None:
+        if trainer.global_step == self.step and not os.environ.get("SLURM_RESTART_COUNT"):
+            os.kill(os.getpid(), self.signum)

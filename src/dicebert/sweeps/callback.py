@@ -17,8 +17,9 @@ from omegaconf import DictConfig
 
 from dicebert.config import check_group_choices
 from dicebert.errors import DicebertError
-from dicebert.sweeps.load import sweep_arguments
+from dicebert.sweeps.load import grid_jobs, sweep_arguments
 from dicebert.sweeps.report import compare_sweep, status_counts
+from dicebert.sweeps.resume import RESUME_KEY, check_resumable
 
 if TYPE_CHECKING:
     from hydra.core.config_loader import ConfigLoader
@@ -42,6 +43,8 @@ class SweepCallback(Callback):
 
     - before any job: :func:`~dicebert.config.check_group_choices` on the sweeper's params and the
       command line (a typo in a sweep list costs nothing);
+    - with ``sweep_resume=true``: refuses, in one line, a job whose folder recorded another config
+      (:func:`~dicebert.sweeps.resume.check_resumable`);
     - names the W&B group ``<task_name>-<sweep folder name>`` through ``$DICEBERT_SWEEP_GROUP``;
     - after each job: closes a W&B run a failed job left open, so the next job in this process
       starts its own run instead of appending to that one;
@@ -58,6 +61,13 @@ class SweepCallback(Callback):
             check_group_choices(sweep_arguments(config), _hydra_loader())
         except DicebertError as err:
             raise SystemExit(f"error: {err}; nothing was run") from None
+        if config.get(RESUME_KEY):  # a grid's jobs must be the jobs in their folders (Optuna: its sweeper)
+            jobs = grid_jobs(config)
+            try:
+                if jobs is not None:
+                    check_resumable(config, jobs)
+            except DicebertError as err:
+                raise SystemExit(f"error: {err}; nothing was run") from None
         sweep_dir = Path(str(config.hydra.sweep.dir))
         self._previous_group = os.environ.get(GROUP_ENV)
         os.environ[GROUP_ENV] = f"{config.task_name}-{sweep_dir.name}"

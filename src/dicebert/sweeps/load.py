@@ -25,6 +25,7 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from dicebert.errors import SweepError
+from dicebert.sweeps.resume import read_action
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ def expected_jobs(sweep_dir: Path) -> list[list[str]] | None:
 
 def _read_run(job_dir: Path) -> dict[str, Any]:
     """One job folder → a flat row: status, error, overrides, config values and all metrics."""
-    row: dict[str, Any] = {"run_dir": str(job_dir), "job": job_dir.name}
+    row: dict[str, Any] = {"run_dir": str(job_dir), "job": job_dir.name, "action": read_action(job_dir)}
     overrides_path = job_dir / ".hydra" / "overrides.yaml"
     overrides = (
         [str(x) for x in yaml.safe_load(overrides_path.read_text()) or []] if overrides_path.is_file() else []
@@ -301,7 +302,7 @@ def _build_sweep(folders: list[Path], rows: list[dict[str, Any]], baseline: str 
     if baseline is not None:
         methods = [baseline, *(m for m in methods if m != baseline)]
     frame = pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
-    front = ["sweep", "job", "status", "method", *method_keys, "rho", "seed", "tail_class"]
+    front = ["sweep", "job", "status", "action", "method", *method_keys, "rho", "seed", "tail_class"]
     front += [c for _, c in METRICS if c in frame]
     rest = [c for c in frame.columns if c not in front and c not in ("error", "overrides", "run_dir")]
     frame = frame[[*front, *rest, "error", "overrides", "run_dir"]]

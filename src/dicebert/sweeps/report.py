@@ -116,6 +116,17 @@ def render_report(
                 texts.append(text)
             rows.append([rec["rho"], rec["method"], rec["test/macro_f1/n_pairs"], *texts])
         out += [markdown_table(header, rows), ""]
+    if "action" in sweep.runs and (sweep.runs["action"] != "ran").any():  # a resumed sweep
+        actions = sweep.runs.loc[sweep.runs["status"] != "missing", "action"].value_counts()
+        out += [
+            "## Resumed sweep",
+            "",
+            "In the last invocation (`sweep_resume=true`): "
+            + ", ".join(f"{actions.get(a, 0)} {a}" for a in ("skipped", "resumed", "ran"))
+            + " (per job: the `action` column of `summary.csv`). Skipped jobs count with the metrics they "
+            "finished with; each job is counted once.",
+            "",
+        ]
     out += ["## Failed, incomplete and missing runs", ""]
     bad = sweep.not_ok
     if bad.empty:
