@@ -215,6 +215,14 @@ def parse_args(argv: Sequence[str] | None) -> Any:
     parser.add_argument("--force-bf16", action="store_true", help="run the bf16 section without native bf16")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")
     parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        help="Hydra override for the in-process sections, repeatable (e.g. --override model=tiny)",
+    )
+    parser.add_argument("--steps", type=int, help="measured training steps per side (default 12; tiny 2)")
+    parser.add_argument("--rounds", type=int, help="alternating rounds per comparison (default 2; tiny 1)")
+    parser.add_argument(
         "--budget-s", type=float, default=480.0, help="start no section after this many seconds (default 480)"
     )
     parser.add_argument("--work-dir", type=Path, help="scratch folder (default: a new temporary folder)")
@@ -223,6 +231,9 @@ def parse_args(argv: Sequence[str] | None) -> Any:
     unknown = [name for name in chosen if name not in SECTIONS]
     if unknown or not chosen:
         parser.error(f"--sections: unknown {unknown or 'empty'}; choose from {','.join(SECTIONS)}")
+    for name in ("steps", "rounds"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1; got {getattr(args, name)}")
     if args.threads < 1:
         parser.error(f"--threads must be >= 1; got {args.threads}")
     if args.out is not None and args.out.is_dir():
@@ -237,6 +248,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     work_dir.mkdir(parents=True, exist_ok=True)
     settings = Settings.small(work_dir) if args.tiny else Settings(work_dir=work_dir)
     settings.force_bf16 = args.force_bf16
+    settings.overrides += args.override
+    settings.steps = args.steps or settings.steps
+    settings.rounds = args.rounds or settings.rounds
     silence()
     torch.set_num_threads(args.threads)
     results: dict[str, Any] = {"machine": machine(), "tiny": args.tiny, "seconds": {}}

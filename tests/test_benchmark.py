@@ -133,6 +133,9 @@ def test_benchmark_bad_sections_is_one_line(capsys: pytest.CaptureFixture[str]) 
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "unknown ['cache']" in err
+    with pytest.raises(SystemExit):
+        cpu.main(["--sections", "trainer", "--steps", "0"])
+    assert capsys.readouterr().err.strip() == "error: --steps must be >= 1; got 0 (see --help)"
 
 
 def test_find_max_batch_doubles_until_it_does_not_fit() -> None:
