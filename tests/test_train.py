@@ -22,9 +22,16 @@ CLASSES = ["business", "entertainment", "politics", "sports", "tech"]
 
 
 def expected_keys(checkpointing: bool = True) -> set[str]:
-    """The exact keys of metrics.json (the contract sweep reports read) for the BBC classes."""
+    """The exact keys of metrics.json (the contract sweep reports read) for the BBC classes.
+
+    Adding a key to the run record means adding it here: the sweep report and W&B read these names.
+    """
     keys = {f"test/{k}" for k in ("accuracy", "balanced_accuracy", "ece", "macro_f1", "mcc")}
-    keys |= {f"{kind}/{c}" for kind in ("test/f1", "test/recall", "train/count") for c in CLASSES}
+    per_class = ("test/f1", "test/recall", "test/precision", "test/auroc", "train/count", "posthoc/test/f1")
+    keys |= {f"{kind}/{c}" for kind in per_class for c in CLASSES}
+    keys |= {"posthoc/tau", "posthoc/test/accuracy", "posthoc/test/macro_f1"}
+    keys |= {f"health/{k}" for k in ("below_majority_baseline", "majority_baseline_macro_f1")}
+    keys |= {"health/never_predicted", "health/val_never_improved"}
     keys |= {"time/fit_seconds", "time/total_seconds"} | ({"val/best_macro_f1"} if checkpointing else set())
     return keys
 
