@@ -68,9 +68,6 @@ def test_one_class_weight_function_exact_near_beta_one() -> None:
     torch.testing.assert_close(got, torch.tensor(exact, dtype=torch.float64), rtol=1e-13, atol=0)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="train.py (STRUCTURE's) still passes the raw counts: requests.md, 01:30 UTC"
-)
 def test_training_builds_the_loss_from_the_samplers_effective_counts(make_cfg, monkeypatch) -> None:
     """train() hands the loss the class distribution of the batches, not the raw counts."""
     seen: dict[str, list[float]] = {}

@@ -14,8 +14,6 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-MONITOR = "macro_f1"
-
 
 def build_metrics(class_names: Sequence[str], prefix: str) -> MetricCollection:
     """Scalar metrics of one stage: ``<prefix>macro_f1``, ``<prefix>f1/<class>``, ...

@@ -92,8 +92,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if is_baseline(cfg.model):  # TF-IDF / frozen-encoder + logistic regression: no Lightning fit
         return run_baseline(cfg, datamodule, output_dir, started)
     # Priors and weights from what the model sees: a rebalancing sampler changes the class distribution.
+    cover = datamodule.batch_size if getattr(datamodule, "cover_classes", False) else None
     prior_counts = effective_class_counts(
-        datamodule.class_counts, datamodule.sampler, datamodule.sampler_beta
+        datamodule.class_counts, datamodule.sampler, datamodule.sampler_beta, cover_batch_size=cover
     )
     loss = instantiate(cfg.loss, class_counts=prior_counts)
     module = instantiate(cfg.model, loss=loss, class_names=datamodule.class_names)
