@@ -21,6 +21,7 @@ class ClassificationLoss(nn.Module):
     batch_level: bool = False
     #: True when the loss needs the training class counts (priors, margins, weights).
     needs_class_counts: bool = False
+    class_counts: Tensor | None  # buffer: float64 [C], or None when built without counts
 
     def __init__(self, class_counts: Sequence[int] | None = None) -> None:
         super().__init__()
@@ -32,7 +33,7 @@ class ClassificationLoss(nn.Module):
         counts = None if class_counts is None else torch.as_tensor(list(class_counts), dtype=torch.float64)
         if counts is not None and (counts.ndim != 1 or (counts <= 0).any()):
             raise ValueError(
-                f"class_counts must be positive integers, one per class; got {list(class_counts)}"
+                f"class_counts must be positive integers, one per class; got {list(class_counts or [])}"
             )
         self.register_buffer("class_counts", counts, persistent=False)
 
@@ -58,6 +59,13 @@ class ClassificationLoss(nn.Module):
         self._active_without_start = active_without_start
         self.weights_active = active_without_start if drw_start is None else False
 
+    @property
+    def counts(self) -> Tensor:
+        """The class counts, for losses that require them (``needs_class_counts``)."""
+        if self.class_counts is None:
+            raise ValueError(f"{type(self).__name__} was built without class counts")
+        return self.class_counts
+
     def set_progress(self, epoch: int, fraction: float | None = None) -> None:
         """Called by the LightningModule before every training batch: epoch and done fraction.
 
@@ -82,9 +90,10 @@ class ClassificationLoss(nn.Module):
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         check_inputs(logits, targets)
-        if self.needs_class_counts and self.class_counts.numel() != logits.shape[1]:
+        counts = self.class_counts
+        if self.needs_class_counts and counts is not None and counts.numel() != logits.shape[1]:
             raise ValueError(
-                f"{type(self).__name__} was built with {self.class_counts.numel()} class counts "
+                f"{type(self).__name__} was built with {counts.numel()} class counts "
                 f"but got logits with C={logits.shape[1]} classes"
             )
         # float64 stays float64 (gradcheck); everything else, bf16/fp16 included, runs in float32.

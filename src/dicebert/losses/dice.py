@@ -75,6 +75,10 @@ class DiceLoss(ClassificationLoss):
     """
 
     batch_level = True
+    weight: Tensor | None  # buffers
+    running: Tensor | None
+    running_started: Tensor
+    offset: Tensor | None
 
     def __init__(
         self,

@@ -36,6 +36,8 @@ class FocalLoss(ClassificationLoss):
     (deferred re-weighting: unweighted focal until that epoch or fraction of training).
     """
 
+    alpha: Tensor | None  # buffer [C], or None: no class weights
+
     def __init__(
         self,
         class_counts: Sequence[int] | None = None,
@@ -49,6 +51,7 @@ class FocalLoss(ClassificationLoss):
         if gamma < 0:
             raise ValueError(f"focal gamma must be >= 0; got {gamma}")
         self.gamma = gamma
+        a: Tensor | None = None
         if isinstance(alpha, str):
             if self.class_counts is None:
                 raise ValueError(
@@ -56,8 +59,8 @@ class FocalLoss(ClassificationLoss):
                     "build_loss('focal', class_counts=datamodule.class_counts, ...)"
                 )
             a = class_weights(self.class_counts, alpha, beta)
-        else:
-            a = None if alpha is None else torch.as_tensor(list(alpha), dtype=torch.float64)
+        elif alpha is not None:
+            a = torch.as_tensor(list(alpha), dtype=torch.float64)
         self.register_buffer("alpha", a, persistent=False)
 
     def compute(self, logits: Tensor, targets: Tensor) -> Tensor:

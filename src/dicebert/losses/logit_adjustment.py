@@ -31,6 +31,8 @@ class LDAMLoss(ClassificationLoss):
     """
 
     needs_class_counts = True
+    margins: Tensor  # buffer [C], in cosine units
+    drw_weight: Tensor  # buffer [C]
 
     def __init__(
         self,
@@ -44,10 +46,10 @@ class LDAMLoss(ClassificationLoss):
         if max_margin < 0 or scale <= 0:
             raise ValueError(f"need max_margin >= 0 and scale > 0; got {max_margin}, {scale}")
         self.init_drw(drw_start, active_without_start=False)
-        margins = self.class_counts.pow(-0.25)
+        margins = self.counts.pow(-0.25)
         self.register_buffer("margins", margins * (max_margin / margins.max()), persistent=False)
         self.register_buffer(
-            "drw_weight", class_weights(self.class_counts, "effective_number", beta), persistent=False
+            "drw_weight", class_weights(self.counts, "effective_number", beta), persistent=False
         )
         self.scale = scale
 
@@ -71,13 +73,12 @@ class LogitAdjustedLoss(ClassificationLoss):
     """Menon et al. 2021: ``CE(z + τ·log π)``, π the training class prior; predict with raw z."""
 
     needs_class_counts = True
+    offset: Tensor  # buffer [C]: τ·log π
 
     def __init__(self, class_counts: Sequence[int] | None = None, tau: float = 1.0) -> None:
         super().__init__(class_counts)
         self.tau = tau
-        self.register_buffer(
-            "offset", tau * torch.log(self.class_counts / self.class_counts.sum()), persistent=False
-        )
+        self.register_buffer("offset", tau * torch.log(self.counts / self.counts.sum()), persistent=False)
 
     def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
         return F.cross_entropy(logits + self.offset.to(logits), targets.long())

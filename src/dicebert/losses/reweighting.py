@@ -27,6 +27,7 @@ class WeightedCELoss(ClassificationLoss):
     ``effective_number``), normalised to sum to C."""
 
     needs_class_counts = True
+    weight: Tensor  # buffer [C]
 
     def __init__(
         self,
@@ -38,7 +39,7 @@ class WeightedCELoss(ClassificationLoss):
         super().__init__(class_counts)
         self.init_drw(drw_start)
         self.weighting = weighting
-        self.register_buffer("weight", class_weights(self.class_counts, weighting, beta), persistent=False)
+        self.register_buffer("weight", class_weights(self.counts, weighting, beta), persistent=False)
 
     def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
         targets = targets.long()
@@ -63,6 +64,7 @@ class ClassBalancedLoss(ClassificationLoss):
     """
 
     needs_class_counts = True
+    weight: Tensor  # buffer [C]
 
     def __init__(
         self,
@@ -80,10 +82,8 @@ class ClassBalancedLoss(ClassificationLoss):
             raise ValueError(f"focal gamma must be >= 0; got {gamma}")
         self.base = base
         self.gamma = gamma
-        self.register_buffer(
-            "weight", class_weights(self.class_counts, "effective_number", beta), persistent=False
-        )
-        inverse = class_weights(self.class_counts, "inverse")
+        self.register_buffer("weight", class_weights(self.counts, "effective_number", beta), persistent=False)
+        inverse = class_weights(self.counts, "inverse")
         deviation = float(((self.weight - inverse).abs() / inverse).max())
         if deviation < NEAR_INVERSE:
             log.warning(

@@ -8,6 +8,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import Tensor, nn
 from transformers import get_linear_schedule_with_warmup
 
@@ -96,7 +97,7 @@ class ClassifierModule(L.LightningModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor | None:
         loss = self.loss_fn(self(batch), batch["labels"])
         if not torch.isfinite(loss):
-            if self.hparams.on_nonfinite_loss == "raise":
+            if self.hparams["on_nonfinite_loss"] == "raise":
                 raise NonFiniteLossError(
                     f"non-finite training loss {loss.item()} at global step {self.global_step} "
                     f"(epoch {self.current_epoch}, batch {batch_idx}); lower model.optimizer.lr, "
@@ -133,19 +134,20 @@ class ClassifierModule(L.LightningModule):
         self.log_dict(self.test_metrics.compute(), sync_dist=True)
         self.test_metrics.reset()
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         # Standard BERT practice: no weight decay on biases and LayerNorm weights. The freshly
         # initialised head may learn faster than the pretrained encoder (head_lr_multiplier).
         optimizer = self.optimizer_factory(self.param_groups())
         total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup = math.ceil(self.hparams.warmup_ratio * total)
+        warmup = math.ceil(self.hparams["warmup_ratio"] * total)
         scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def param_groups(self) -> list[dict[str, Any]]:
         """Decay / no-decay groups for the encoder, and the same two for the head at m × lr."""
-        head = {id(p) for p in self.net.head.parameters()} if hasattr(self.net, "head") else set()
-        multiplier = self.hparams.head_lr_multiplier
+        head_module = getattr(self.net, "head", None)
+        head = {id(p) for p in head_module.parameters()} if isinstance(head_module, nn.Module) else set()
+        multiplier = self.hparams["head_lr_multiplier"]
         groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
         for param in self.parameters():
             if param.requires_grad:
@@ -158,7 +160,7 @@ class ClassifierModule(L.LightningModule):
         for (is_head, decays), params in sorted(groups.items(), key=lambda kv: (kv[0][0], not kv[0][1])):
             group: dict[str, Any] = {
                 "params": params,
-                "weight_decay": self.hparams.weight_decay if decays else 0.0,
+                "weight_decay": self.hparams["weight_decay"] if decays else 0.0,
             }
             if is_head:
                 if base_lr is None:
