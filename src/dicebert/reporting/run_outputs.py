@@ -21,6 +21,7 @@ import numpy as np
 
 from dicebert.atomic import atomic_path
 from dicebert.errors import NonFiniteMetricsError
+from dicebert.reporting.tables import fmt, markdown_table
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -131,18 +132,19 @@ def plot_confusion_matrix(
 def results_table(
     record: Mapping[str, float], class_names: Sequence[str], title: str = "Test results"
 ) -> str:
-    """A plain-text table: overall metrics, then F1/recall/training count per class."""
-    lines = [title]
+    """The title, the overall metrics on one line, then F1/recall/training count per class (Markdown)."""
     overall = ["macro_f1", "accuracy", "balanced_accuracy", "mcc", "ece"]
-    lines.append("  ".join(f"{k}={record[f'test/{k}']:.4f}" for k in overall if f"test/{k}" in record))
-    width = max(len("class"), *(len(c) for c in class_names))
-    lines.append(f"{'class':<{width}}  {'F1':>6}  {'recall':>6}  {'train n':>7}")
-    for name in class_names:
-        f1 = record.get(f"test/f1/{name}", float("nan"))
-        recall = record.get(f"test/recall/{name}", float("nan"))
-        count = record.get(f"train/count/{name}", float("nan"))
-        lines.append(f"{name:<{width}}  {f1:6.4f}  {recall:6.4f}  {count:7.0f}")
-    return "\n".join(lines)
+    summary = "  ".join(f"{k}={record[f'test/{k}']:.4f}" for k in overall if f"test/{k}" in record)
+    rows = [
+        [
+            name,
+            fmt(record.get(f"test/f1/{name}", math.nan), 4),
+            fmt(record.get(f"test/recall/{name}", math.nan), 4),
+            fmt(record.get(f"train/count/{name}", math.nan), 0),
+        ]
+        for name in class_names
+    ]
+    return "\n".join([title, summary, markdown_table(["class", "F1", "recall", "train n"], rows)])
 
 
 def write_test_outputs(

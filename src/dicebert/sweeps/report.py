@@ -8,33 +8,15 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from dicebert.reporting.run_outputs import save_figure
+from dicebert.reporting.tables import fmt, markdown_table
 from dicebert.sweeps.load import METRICS, Sweep, load_sweep
 from dicebert.sweeps.plots import PLOTS, plot_confusion_grid, plot_macro_f1_vs_rho, plot_per_class_f1
 from dicebert.sweeps.stats import DIFF_METRICS, cell_table, paired_differences
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value:.{digits}f}"
-
-
-def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A GitHub-Markdown table; ``|`` and newlines inside cells are escaped."""
-
-    def cell(v: Any) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def render_report(
@@ -80,7 +62,7 @@ def render_report(
             cells = []
             for _, col in METRICS:
                 mean, std = rec[f"{col}/mean"], rec[f"{col}/std"]
-                text = _fmt(mean) if math.isnan(std) else f"{_fmt(mean)} ± {_fmt(std)}"
+                text = fmt(mean) if math.isnan(std) else f"{fmt(mean)} ± {fmt(std)}"
                 cells.append(f"**{text}**" if col == "test/macro_f1" and rec["best"] else text)
             n_text = str(rec["n"])
             if rec["n_failed"] or rec["n_missing"]:
