@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import FAST  # tests/ is on sys.path (pytest's prepend import mode)
 
-from dicebert.predict import PredictConfig, PredictError, parse_options, predict
+from dicebert.predict import PredictConfig, PredictError, main, parse_options, predict
 from dicebert.train import train
 
 
@@ -118,3 +118,14 @@ def test_bad_options_are_one_clear_line(trained_run: Path, tmp_path: Path) -> No
     (tmp_path / "x.csv").write_text("body\nhello\n")
     with pytest.raises(PredictError, match=r"column 'text' not in .*columns: body.*text_column="):
         predict(PredictConfig(ckpt_path=str(stray), input=str(tmp_path / "x.csv"), run_dir=str(trained_run)))
+
+
+def test_cli_unreadable_checkpoint_is_one_line(trained_run: Path, tmp_path: Path) -> None:
+    """Any dicebert error ends the CLI in one line (here a file that is no torch checkpoint)."""
+    broken = tmp_path / "checkpoints" / "last.ckpt"
+    broken.parent.mkdir()
+    broken.write_text("not a checkpoint")
+    with pytest.raises(SystemExit) as exc:
+        main([f"ckpt_path={broken}", "input=test", f"run_dir={trained_run}"])
+    message = str(exc.value.code)
+    assert message.startswith(f"error: cannot read {broken}: ") and "\n" not in message

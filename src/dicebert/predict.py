@@ -23,7 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dicebert.data.sources import label_strings, read_table
-from dicebert.errors import DataError, PredictError
+from dicebert.errors import DicebertError, PredictError
 
 SPLITS = ("train", "val", "test")
 
@@ -60,7 +60,12 @@ def load_run(
     cfg = OmegaConf.load(config_file)
     if not isinstance(cfg, DictConfig):
         raise PredictError(f"{config_file} is not a run config (a mapping); pass the run folder as run_dir")
-    ckpt = torch.load(ckpt_file, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(ckpt_file, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated copy, not a torch file, unsafe pickle
+        raise PredictError(
+            f"cannot read {ckpt_file}: {str(err).splitlines()[0]}; pass a training checkpoint"
+        ) from None
     if "class_names" not in ckpt or "state_dict" not in ckpt:
         raise PredictError(f"{ckpt_file} is not a dicebert training checkpoint (no class_names/state_dict)")
     class_names = [str(c) for c in ckpt["class_names"]]
@@ -212,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         options = parse_options(sys.argv[1:] if argv is None else argv)
         output, metrics = predict(options)
-    except (PredictError, DataError) as err:
+    except DicebertError as err:  # bad options, data, model or checkpoint: one line
         raise SystemExit(f"error: {err}") from None
     print(f"predictions: {output}")
     if metrics is not None:
