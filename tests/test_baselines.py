@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dicebert.baselines import TfidfLogisticRegression, is_baseline, run_baseline
 from dicebert.errors import ConfigError
-from dicebert.reporting.compare import load_sweep
+from dicebert.sweeps.load import load_sweep
 from dicebert.train import train
 
 SMALL = ["data.source.text_field=title", "data.limit_per_class=40", "data.imbalance_ratio=10"]

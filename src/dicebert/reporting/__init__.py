@@ -1,1 +1,4 @@
-"""Run outputs (metrics.json, confusion matrix, results table) and sweep aggregation."""
+"""One run's outputs: metrics.json, health flags, confusion figure, the results table, dashboards.
+
+Many runs (a sweep) are :mod:`dicebert.sweeps`.
+"""
