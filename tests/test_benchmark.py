@@ -75,6 +75,19 @@ def test_precision_section_is_skipped_without_native_bf16(
     assert result["skipped"] == "skipped: no native bf16" and "emulated" in result["cpu_detected"]
 
 
+def test_precision_section_measures_both_and_stops_at_the_deadline(tmp_path: Path) -> None:
+    common.silence()
+    settings = sections.Settings.small(tmp_path)
+    settings.force_bf16, settings.precision_seeds = True, (0, 1)  # tiny sizes: emulated bf16 is fine
+    settings.deadline = 0.0  # already passed: the first seed runs, the second is not started
+    result = sections.measure_precision(settings)
+    assert result["shortened"] == "shortened: 1 of 2 seeds fit the time budget"
+    assert len(result["fp32_test_macro_f1"]) == len(result["bf16_test_macro_f1"]) == 1
+    speedup = result["bf16_samples_per_s"] / result["fp32_samples_per_s"]
+    assert result["bf16_speedup"] == pytest.approx(speedup)
+    assert result["quality"].startswith("inconclusive")  # one tiny epoch learns nothing: no false "same"
+
+
 def test_hf_trainer_side_gets_the_same_initial_weights_and_work(tmp_path: Path) -> None:
     pytest.importorskip("accelerate", reason="the transformers Trainer needs the bench extra")
     common.silence()
