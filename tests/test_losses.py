@@ -15,6 +15,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from dicebert.errors import ConfigError
 from dicebert.losses import LOSSES, build_loss, loss_defaults
 from dicebert.losses.dsc import dsc_per_sample
 
@@ -475,14 +476,20 @@ def test_prior_needing_loss_without_counts_is_a_clear_error(name: str) -> None:
 
 
 def test_other_configuration_errors() -> None:
-    with pytest.raises(ValueError, match="needs the training class counts"):
+    """Bad user options are ConfigError (one line at the entry points); shape misuse stays ValueError."""
+    with pytest.raises(ConfigError, match="needs the training class counts"):
         build_loss("focal", alpha="inverse")
-    with pytest.raises(ValueError, match=r"unknown weighting 'log'.*inverse, sqrt, effective_number"):
+    with pytest.raises(ConfigError, match=r"unknown weighting 'log'.*inverse, sqrt, effective_number"):
         build_loss("weighted_ce", class_counts=COUNTS5, weighting="log")
-    with pytest.raises(ValueError, match="unknown class_balanced base"):
+    with pytest.raises(ConfigError, match="unknown class_balanced base"):
         build_loss("class_balanced", class_counts=COUNTS5, base="softmax")
-    with pytest.raises(ValueError, match="bad options for loss 'tversky'"):
+    with pytest.raises(ConfigError, match="bad options for loss 'tversky'"):
         build_loss("tversky", gama=2.0)
+    with pytest.raises(ConfigError, match="unknown loss 'diec'"):
+        build_loss("diec")
+    for name, bad in [("focal", {"gamma": -1.0}), ("dice", {"smooth_dr": 0.0}), ("ldam", {"scale": 0.0})]:
+        with pytest.raises(ConfigError):
+            build_loss(name, class_counts=COUNTS5, **bad)
     with pytest.raises(ValueError, match="class_counts must be positive"):
         build_loss("ldam", class_counts=[3, 0, 2])
     with pytest.raises(ValueError, match="built with 5 class counts but got logits with C=3"):

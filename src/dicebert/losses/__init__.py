@@ -16,6 +16,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from dicebert.errors import ConfigError
 from dicebert.losses.base import ClassificationLoss, check_inputs
 
 LOSSES: dict[str, type[ClassificationLoss]] = {}
@@ -26,7 +27,7 @@ def register(name: str) -> Callable[[type[ClassificationLoss]], type[Classificat
 
     def add(cls: type[ClassificationLoss]) -> type[ClassificationLoss]:
         if name in LOSSES and LOSSES[name] is not cls:
-            raise ValueError(
+            raise ConfigError(
                 f"loss name {name!r} is registered twice ({LOSSES[name].__name__}, {cls.__name__})"
             )
         LOSSES[name] = cls
@@ -55,13 +56,13 @@ def canonical_name(name: str) -> str:
 def build_loss(name: str, class_counts: Sequence[int] | None = None, **options: Any) -> ClassificationLoss:
     """Build the registered loss ``name``; priors come from ``class_counts``, never from config."""
     if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; registered losses: {', '.join(sorted(LOSSES))}")
+        raise ConfigError(f"unknown loss {name!r}; registered losses: {', '.join(sorted(LOSSES))}")
     cls = LOSSES[name]
     if name in ALIASES:
         target, fixed = ALIASES[name]
         clash = sorted(k for k in options if k in fixed and options[k] != fixed[k])
         if clash:
-            raise ValueError(
+            raise ConfigError(
                 f"loss {name!r} is {target!r} with {', '.join(f'{k}={fixed[k]}' for k in clash)} fixed; "
                 f"use loss={target} to set {', '.join(clash)}"
             )
@@ -69,7 +70,7 @@ def build_loss(name: str, class_counts: Sequence[int] | None = None, **options: 
     try:
         return cls(class_counts=class_counts, **options)
     except TypeError as err:  # unknown option: say which options exist instead of a bare TypeError
-        raise ValueError(f"bad options for loss {name!r}: {err}") from None
+        raise ConfigError(f"bad options for loss {name!r}: {err}") from None
 
 
 def loss_defaults(name: str) -> dict[str, Any]:
@@ -80,7 +81,7 @@ def loss_defaults(name: str) -> dict[str, Any]:
     line while the values live here.
     """
     if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; registered losses: {', '.join(sorted(LOSSES))}")
+        raise ConfigError(f"unknown loss {name!r}; registered losses: {', '.join(sorted(LOSSES))}")
     fixed = ALIASES[name][1] if name in ALIASES else {}
     params = inspect.signature(LOSSES[name].__init__).parameters
     return {
@@ -95,7 +96,7 @@ def _yaml_default(option: str, *, _parent_: Any) -> Any:
     name = _parent_.get("name")
     defaults = loss_defaults(str(name))
     if option not in defaults:
-        raise ValueError(f"loss {name!r} has no option {option!r}; its options: {', '.join(defaults)}")
+        raise ConfigError(f"loss {name!r} has no option {option!r}; its options: {', '.join(defaults)}")
     value = defaults[option]
     return list(value) if isinstance(value, tuple) else value
 

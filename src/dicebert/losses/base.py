@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from dicebert.errors import ConfigError
+
 
 class ClassificationLoss(nn.Module):
     """Base class: raw logits ``[N, C]`` + integer targets ``[N]`` → scalar.
@@ -26,7 +28,7 @@ class ClassificationLoss(nn.Module):
     def __init__(self, class_counts: Sequence[int] | None = None) -> None:
         super().__init__()
         if self.needs_class_counts and class_counts is None:
-            raise ValueError(
+            raise ConfigError(
                 f"{type(self).__name__} needs the training class counts; build it with "
                 "build_loss(name, class_counts=datamodule.class_counts)"
             )
@@ -51,7 +53,7 @@ class ClassificationLoss(nn.Module):
             or (isinstance(drw_start, int) and drw_start >= 0)
             or (isinstance(drw_start, float) and 0.0 <= drw_start < 1.0)
         ):
-            raise ValueError(
+            raise ConfigError(
                 f"drw_start={drw_start!r}: give an epoch (int >= 0), a fraction of training "
                 "(float in [0, 1), e.g. 0.8) or null"
             )
@@ -78,7 +80,7 @@ class ClassificationLoss(nn.Module):
         elif isinstance(start, int):
             self.weights_active = epoch >= start
         elif fraction is None:
-            raise ValueError(
+            raise ConfigError(
                 f"loss.drw_start={start} is a fraction of training, but the run has no finite "
                 "length; set trainer.max_epochs or trainer.max_steps, or give drw_start as an epoch"
             )
@@ -172,9 +174,9 @@ def class_weights(counts: Tensor | Sequence[float], weighting: str, beta: float 
     The one home of these weights: the losses and the data samplers (``data.sampler``) both use it.
     """
     if weighting not in WEIGHTINGS:
-        raise ValueError(f"unknown weighting {weighting!r}; choose one of {', '.join(WEIGHTINGS)}")
+        raise ConfigError(f"unknown weighting {weighting!r}; choose one of {', '.join(WEIGHTINGS)}")
     if not 0.0 <= beta < 1.0:
-        raise ValueError(f"effective-number beta must be in [0, 1); got {beta}")
+        raise ConfigError(f"effective-number beta must be in [0, 1); got {beta}")
     counts = torch.as_tensor(counts, dtype=torch.float64)
     if weighting == "inverse":
         raw = counts.sum() / (counts.numel() * counts)

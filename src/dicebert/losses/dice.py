@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from dicebert.errors import ConfigError
 from dicebert.losses import register
 from dicebert.losses.base import ClassificationLoss, one_hot
 
@@ -42,7 +43,7 @@ ABSENT = ("smooth", "mask")
 
 def _check_absent(absent: str) -> None:
     if absent not in ABSENT:
-        raise ValueError(f"absent={absent!r} is not one of {', '.join(ABSENT)}")
+        raise ConfigError(f"absent={absent!r} is not one of {', '.join(ABSENT)}")
 
 
 def _class_mean(values: Tensor, present: Tensor | None, weight: Tensor | None) -> Tensor:
@@ -93,10 +94,10 @@ class DiceLoss(ClassificationLoss):
     ) -> None:
         super().__init__(class_counts)
         if smooth_nr < 0 or smooth_dr <= 0:
-            raise ValueError(f"need smooth_nr >= 0 and smooth_dr > 0; got {smooth_nr}, {smooth_dr}")
+            raise ConfigError(f"need smooth_nr >= 0 and smooth_dr > 0; got {smooth_nr}, {smooth_dr}")
         _check_absent(absent)
         if ema is not None and not 0.0 <= ema < 1.0:
-            raise ValueError(f"dice ema (momentum of the running sums) must be in [0, 1) or null; got {ema}")
+            raise ConfigError(f"dice ema (momentum of the running sums) must be in [0, 1) or null; got {ema}")
         self.power = 2 if squared else 1
         self.smooth_nr = smooth_nr
         self.smooth_dr = smooth_dr
@@ -113,7 +114,7 @@ class DiceLoss(ClassificationLoss):
         offset = None
         if prior_tau != 0.0:
             if self.class_counts is None:
-                raise ValueError(
+                raise ConfigError(
                     "dice prior_tau needs the training class counts; "
                     "build it with build_loss(name, class_counts=datamodule.class_counts, ...)"
                 )
@@ -152,7 +153,7 @@ class DiceLoss(ClassificationLoss):
         intersection, predicted, actual = self.sums(probs, targets)
         dice = (2.0 * intersection + self.smooth_nr) / (predicted + actual + self.smooth_dr)
         if self.weight is not None and self.weight.numel() != dice.numel():
-            raise ValueError(f"dice weight has {self.weight.numel()} entries for {dice.numel()} classes")
+            raise ConfigError(f"dice weight has {self.weight.numel()} entries for {dice.numel()} classes")
         present = actual > 0 if self.absent == "mask" else None
         return 1.0 - _class_mean(dice, present, self.weight)
 
@@ -223,7 +224,7 @@ class TverskyLoss(ClassificationLoss):
     ) -> None:
         super().__init__(class_counts)
         if alpha < 0 or beta < 0 or smooth <= 0:
-            raise ValueError(f"need alpha, beta >= 0 and smooth > 0; got {alpha}, {beta}, {smooth}")
+            raise ConfigError(f"need alpha, beta >= 0 and smooth > 0; got {alpha}, {beta}, {smooth}")
         _check_absent(absent)
         self.absent = absent
         self.alpha = alpha
@@ -261,7 +262,7 @@ class GeneralizedDiceLoss(ClassificationLoss):
     ) -> None:
         super().__init__(class_counts)
         if smooth_nr < 0 or smooth_dr <= 0:
-            raise ValueError(f"need smooth_nr >= 0 and smooth_dr > 0; got {smooth_nr}, {smooth_dr}")
+            raise ConfigError(f"need smooth_nr >= 0 and smooth_dr > 0; got {smooth_nr}, {smooth_dr}")
         self.smooth_nr = smooth_nr
         self.smooth_dr = smooth_dr
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from dicebert.errors import ConfigError
 from dicebert.losses import register
 from dicebert.losses.base import ClassificationLoss, log_probs_and_complements, one_hot
 
@@ -49,7 +50,7 @@ class SelfAdjustingDiceLoss(ClassificationLoss):
     ) -> None:
         super().__init__(class_counts)
         if alpha < 0 or smooth <= 0:
-            raise ValueError(f"need alpha >= 0 and smooth > 0; got {alpha}, {smooth}")
+            raise ConfigError(f"need alpha >= 0 and smooth > 0; got {alpha}, {smooth}")
         self.alpha = alpha
         self.smooth = smooth
 

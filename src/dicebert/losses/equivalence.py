@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from dicebert.errors import ConfigError
 from dicebert.losses import ALIASES, canonical_name, loss_defaults
 from dicebert.losses.base import class_weights
 
@@ -42,7 +43,7 @@ def _options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def _counts(name: str, class_counts: Sequence[float] | None) -> torch.Tensor:
     if class_counts is None:
-        raise ValueError(f"deciding what {name!r} computes needs the class counts it is trained on")
+        raise ConfigError(f"deciding what {name!r} computes needs the class counts it is trained on")
     return torch.as_tensor(list(class_counts), dtype=torch.float64)
 
 

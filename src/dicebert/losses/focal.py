@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from dicebert.errors import ConfigError
 from dicebert.losses import register
 from dicebert.losses.base import ClassificationLoss, class_weights, log_probs_and_complements
 
@@ -49,12 +50,12 @@ class FocalLoss(ClassificationLoss):
         super().__init__(class_counts)
         self.init_drw(drw_start)
         if gamma < 0:
-            raise ValueError(f"focal gamma must be >= 0; got {gamma}")
+            raise ConfigError(f"focal gamma must be >= 0; got {gamma}")
         self.gamma = gamma
         a: Tensor | None = None
         if isinstance(alpha, str):
             if self.class_counts is None:
-                raise ValueError(
+                raise ConfigError(
                     f"focal alpha={alpha!r} needs the training class counts; build it with "
                     "build_loss('focal', class_counts=datamodule.class_counts, ...)"
                 )
@@ -67,7 +68,7 @@ class FocalLoss(ClassificationLoss):
         loss = focal_per_sample(logits, targets, self.gamma)
         if self.alpha is not None and self.weights_active:
             if self.alpha.numel() != logits.shape[1]:
-                raise ValueError(
+                raise ConfigError(
                     f"focal alpha has {self.alpha.numel()} entries for {logits.shape[1]} classes"
                 )
             loss = self.alpha.to(loss)[targets.long()] * loss

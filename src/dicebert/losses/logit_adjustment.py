@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from dicebert.errors import ConfigError
 from dicebert.losses import register, register_alias
 from dicebert.losses.base import ClassificationLoss, class_weights, one_hot
 
@@ -44,7 +45,7 @@ class LDAMLoss(ClassificationLoss):
     ) -> None:
         super().__init__(class_counts)
         if max_margin < 0 or scale <= 0:
-            raise ValueError(f"need max_margin >= 0 and scale > 0; got {max_margin}, {scale}")
+            raise ConfigError(f"need max_margin >= 0 and scale > 0; got {max_margin}, {scale}")
         self.init_drw(drw_start, active_without_start=False)
         margins = self.counts.pow(-0.25)
         self.register_buffer("margins", margins * (max_margin / margins.max()), persistent=False)

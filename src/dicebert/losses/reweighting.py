@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from torch import Tensor
 from torch.nn import functional as F
 
+from dicebert.errors import ConfigError
 from dicebert.losses import register
 from dicebert.losses.base import ClassificationLoss, class_weights, one_hot
 from dicebert.losses.focal import focal_per_sample
@@ -77,9 +78,9 @@ class ClassBalancedLoss(ClassificationLoss):
         super().__init__(class_counts)
         self.init_drw(drw_start)
         if base not in CB_BASES:
-            raise ValueError(f"unknown class_balanced base {base!r}; choose one of {', '.join(CB_BASES)}")
+            raise ConfigError(f"unknown class_balanced base {base!r}; choose one of {', '.join(CB_BASES)}")
         if gamma < 0:
-            raise ValueError(f"focal gamma must be >= 0; got {gamma}")
+            raise ConfigError(f"focal gamma must be >= 0; got {gamma}")
         self.base = base
         self.gamma = gamma
         self.register_buffer("weight", class_weights(self.counts, "effective_number", beta), persistent=False)

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from transformers import PreTrainedModel
 
+from dicebert.errors import ConfigError
 from dicebert.losses.logit_adjustment import COSINE_SCALE
 
 POOLINGS = ("pooler", "cls", "mean")
@@ -24,7 +25,7 @@ class CosineHead(nn.Module):
     def __init__(self, in_features: int, num_classes: int, scale: float = COSINE_SCALE) -> None:
         super().__init__()
         if scale <= 0:
-            raise ValueError(f"model.net.cosine_scale must be > 0; got {scale}")
+            raise ConfigError(f"model.net.cosine_scale must be > 0; got {scale}")
         self.scale = float(scale)
         self.weight = nn.Parameter(torch.empty(num_classes, in_features))
         nn.init.normal_(self.weight, std=0.02)
@@ -53,13 +54,13 @@ class BertClassifier(nn.Module):
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
-            raise ValueError(f"model.net.pooling={pooling!r} is not one of {', '.join(POOLINGS)}")
+            raise ConfigError(f"model.net.pooling={pooling!r} is not one of {', '.join(POOLINGS)}")
         if head not in HEADS:
-            raise ValueError(f"model.net.head={head!r} is not one of {', '.join(HEADS)}")
+            raise ConfigError(f"model.net.head={head!r} is not one of {', '.join(HEADS)}")
         if num_classes < 2:
             raise ValueError(f"need at least 2 classes; got {num_classes}")
         if pooling == "pooler" and getattr(encoder, "pooler", None) is None:
-            raise ValueError(
+            raise ConfigError(
                 "model.net.pooling=pooler but the encoder has no pooler; use pooling=cls or mean"
             )
         self.encoder = encoder
