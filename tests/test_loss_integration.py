@@ -218,3 +218,13 @@ def test_head_learning_rate_multiplier_gives_the_head_its_own_groups() -> None:
     assert [("lr" in g, g["weight_decay"]) for g in plain] == [(False, 0.01), (False, 0.0)]
     with pytest.raises(ValueError, match="head_lr_multiplier must be > 0"):
         _module(build_loss("ce"), head_lr_multiplier=0.0)
+
+
+def test_predict_step_returns_the_raw_float32_logits() -> None:
+    """Post-hoc logit adjustment needs logits (scaled ones for the cosine head), not probabilities."""
+    module = _module(build_loss("ldam", class_counts=COUNTS5, scale=30.0), logit_scale=30.0)
+    batch = next(iter(_loader()))
+    with torch.no_grad():
+        logits = module.predict_step(batch, 0)
+        torch.testing.assert_close(logits, module(batch).float())
+    assert logits.dtype == torch.float32 and logits.shape == (8, 5)

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from transformers import get_linear_schedule_with_warmup
 
 from dicebert.checkpointing import collect_rng_states, restore_rng_states
-from dicebert.errors import NonFiniteLossError
+from dicebert.errors import ConfigError, NonFiniteLossError
 from dicebert.losses import ClassificationLoss
 from dicebert.metrics import build_confusion_matrix, build_metrics
 
@@ -29,7 +29,7 @@ def check_logit_scale(loss: ClassificationLoss, net: nn.Module) -> None:
     wanted = getattr(loss, "logit_scale", None)
     have = float(getattr(net, "logit_scale", 1.0))
     if wanted is not None and not math.isclose(float(wanted), have):
-        raise ValueError(
+        raise ConfigError(
             f"the loss expects logits at scale {wanted:g} (s·cos) but the model's head gives scale "
             f"{have:g}; use model.net.head=cosine model.net.cosine_scale={wanted:g}, "
             f"or set loss.scale={have:g}"
@@ -59,11 +59,11 @@ class ClassifierModule(L.LightningModule):
     ) -> None:
         super().__init__()
         if on_nonfinite_loss not in NONFINITE:
-            raise ValueError(
+            raise ConfigError(
                 f"model.on_nonfinite_loss={on_nonfinite_loss!r} is not one of {', '.join(NONFINITE)}"
             )
         if head_lr_multiplier <= 0:
-            raise ValueError(f"model.head_lr_multiplier must be > 0; got {head_lr_multiplier}")
+            raise ConfigError(f"model.head_lr_multiplier must be > 0; got {head_lr_multiplier}")
         # Plain strings before saving: Hydra passes ListConfig, which weights_only loading refuses.
         class_names = [str(n) for n in class_names]
         self.save_hyperparameters(ignore=["net", "loss", "optimizer"])
@@ -134,6 +134,14 @@ class ClassifierModule(L.LightningModule):
         self.log_dict(self.test_metrics.compute(), sync_dist=True)
         self.test_metrics.reset()
 
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        """Raw float32 logits (the scaled ``s·cos`` ones for the cosine head), not probabilities.
+
+        ``trainer.predict`` output feeds the saved validation/test logits that post-hoc logit
+        adjustment tunes τ on; probabilities, where wanted, are :meth:`probabilities` of these.
+        """
+        return self(batch).float()
+
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         # Standard BERT practice: no weight decay on biases and LayerNorm weights. The freshly
         # initialised head may learn faster than the pretrained encoder (head_lr_multiplier).
@@ -164,7 +172,7 @@ class ClassifierModule(L.LightningModule):
             }
             if is_head:
                 if base_lr is None:
-                    raise ValueError(
+                    raise ConfigError(
                         "model.head_lr_multiplier needs the optimizer's lr in the config (model.optimizer.lr)"
                     )
                 group["lr"] = base_lr * multiplier
