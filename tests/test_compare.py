@@ -168,7 +168,7 @@ def test_compare_writes_tables_report_and_plots(sweep: Path) -> None:
     assert "12 runs: 7 finished, 1 failed, 1 incomplete, 3 missing" in report
     assert "| 10 | dice | 2 (+1 failed, +0 missing) | **0.625 ± 0.035** |" in report
     assert "NonFiniteLossError" in report and "never started" in report
-    assert "t interval" in report and "wide" in report
+    assert "t interval over seeds" in report and "Holm" in report
     import pandas as pd
 
     summary = pd.read_csv(sweep / "summary.csv")

@@ -33,14 +33,28 @@ RHO_KEY = "data.imbalance_ratio"
 SEED_KEY = "seed"
 #: The default baseline when the method is one of these overrides.
 DEFAULT_BASELINES = {"loss": "ce", "data.sampler": "none"}
-#: Report columns: (label, summary.csv column). ``test/tail_f1`` is derived, see :func:`tail_class`.
-METRICS: list[tuple[str, str]] = [
+#: Report columns: (label, summary.csv column). ``test/tail_*`` / ``test/tail2_*`` are derived per
+#: run for its rarest and second-rarest training class, see :func:`rarest_classes`.
+MAIN_METRICS: list[tuple[str, str]] = [
     ("macro-F1", "test/macro_f1"),
     ("tail-F1", "test/tail_f1"),
     ("balanced acc.", "test/balanced_accuracy"),
     ("MCC", "test/mcc"),
     ("ECE", "test/ece"),
 ]
+#: The rare classes' precision/recall, the tail's ranking quality (AUROC: a tail with F1 0 but a high
+#: AUROC is a threshold failure, not a ranking one) and post-hoc logit adjustment's effect.
+RARE_METRICS: list[tuple[str, str]] = [
+    ("tail precision", "test/tail_precision"),
+    ("tail recall", "test/tail_recall"),
+    ("tail AUROC", "test/tail_auroc"),
+    ("2nd-rarest precision", "test/tail2_precision"),
+    ("2nd-rarest recall", "test/tail2_recall"),
+    ("post-hoc macro-F1", "posthoc/test/macro_f1"),
+    ("post-hoc tail-F1", "posthoc/test/tail_f1"),
+    ("post-hoc τ", "posthoc/tau"),
+]
+METRICS: list[tuple[str, str]] = MAIN_METRICS + RARE_METRICS
 
 
 @dataclass
@@ -195,6 +209,13 @@ def _job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(dirs, key=lambda p: (0, int(p.name), "") if p.name.isdigit() else (1, 0, p.name))
 
 
+def rarest_classes(row: pd.Series | dict[str, Any], class_names: Sequence[str], k: int = 2) -> list[str]:
+    """The ``k`` classes with the fewest training examples of one run, rarest first (ties: as tail_class)."""
+    raw = {c: row.get(f"train/count/{c}") for c in class_names}
+    counts = {c: float(v) for c, v in raw.items() if v is not None and not pd.isna(v)}
+    return sorted(sorted(counts, reverse=True), key=counts.__getitem__)[:k]  # stable: ties keep name order
+
+
 def tail_class(row: pd.Series | dict[str, Any], class_names: Sequence[str]) -> str | None:
     """The class with the fewest training examples (``train/count/<class>``) of one run.
 
@@ -202,11 +223,8 @@ def tail_class(row: pd.Series | dict[str, Any], class_names: Sequence[str]) -> s
     cell reports the same class, but arbitrary, so at ρ = 1 it is one class's F1 and says nothing
     about a tail. None when the run has no counts (it did not finish).
     """
-    raw = {c: row.get(f"train/count/{c}") for c in class_names}
-    counts = {c: float(v) for c, v in raw.items() if v is not None and not pd.isna(v)}
-    if not counts:
-        return None
-    return min(sorted(counts, reverse=True), key=counts.__getitem__)  # min keeps the first of ties
+    rare = rarest_classes(row, class_names, k=1)
+    return rare[0] if rare else None
 
 
 def load_sweep(*folders: str | os.PathLike[str], baseline: str | None = None) -> Sweep:
@@ -279,11 +297,19 @@ def _build_sweep(folders: list[Path], rows: list[dict[str, Any]], baseline: str 
                 class_names.append(key[len("train/count/") :])
     confusion: dict[tuple[str, str], np.ndarray] = {}
     for row in rows:
-        tail = tail_class(row, class_names) if row["status"] == "ok" else None
-        row["tail_class"] = tail
-        if tail is not None:
-            row["test/tail_f1"] = row.get(f"test/f1/{tail}")
-            row["test/tail_recall"] = row.get(f"test/recall/{tail}")
+        rare = rarest_classes(row, class_names) if row["status"] == "ok" else []
+        row["tail_class"] = rare[0] if rare else None
+        for prefix, name in zip(("test/tail", "test/tail2"), rare, strict=False):
+            for metric in ("f1", "recall", "precision", "auroc"):
+                row[f"{prefix}_{metric}"] = row.get(f"test/{metric}/{name}")
+        if rare:
+            row["posthoc/test/tail_f1"] = row.get(f"posthoc/test/f1/{rare[0]}")
+        # A collapsed run (a class never predicted, or no better than the majority class) is counted
+        # apart, so that it is never read as the loss's result.
+        row["collapsed"] = bool(
+            (row.get("health/never_predicted") or 0) > 0
+            or (row.get("health/below_majority_baseline") or 0) > 0
+        )
         cm = row.pop("_confusion", None)
         if cm is not None and list(cm["class_names"]) == class_names:
             cell = (str(row["method"]), str(row["rho"]))

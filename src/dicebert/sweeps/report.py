@@ -14,9 +14,36 @@ import pandas as pd
 
 from dicebert.reporting.run_outputs import save_figure
 from dicebert.reporting.tables import fmt, markdown_table
-from dicebert.sweeps.load import METRICS, Sweep, load_sweep
+from dicebert.sweeps.load import MAIN_METRICS, RARE_METRICS, Sweep, load_sweep
 from dicebert.sweeps.plots import PLOTS, plot_confusion_grid, plot_macro_f1_vs_rho, plot_per_class_f1
-from dicebert.sweeps.stats import DIFF_METRICS, cell_table, paired_differences
+from dicebert.sweeps.stats import DIFF_METRICS, cell_table, identical_methods, paired_differences
+
+
+def _mean_std(rec: pd.Series, col: str, bold: bool = False) -> str:
+    mean, std = rec.get(f"{col}/mean", math.nan), rec.get(f"{col}/std", math.nan)
+    text = fmt(mean) if math.isnan(std) else f"{fmt(mean)} ± {fmt(std)}"
+    return f"**{text}**" if bold else text
+
+
+def _diff_text(rec: pd.Series, col: str) -> str:
+    """``+0.012 [−0.004, +0.030] (bootstrap)``; ``identical`` for a zero difference on every seed."""
+    diff, low, high = rec[f"{col}/diff"], rec[f"{col}/ci_low"], rec[f"{col}/ci_high"]
+    if math.isnan(diff):
+        return "–"
+    if not math.isnan(low) and low == high == diff == 0:
+        return "identical (0 on every seed)"
+    text = f"{diff:+.3f}"
+    if not math.isnan(low):
+        text += f" [{low:+.3f}, {high:+.3f}]"
+        if rec.get(f"{col}/interval") == "bootstrap":
+            text += " (bootstrap)"
+    return text
+
+
+def _p_text(p: float) -> str:
+    if p is None or math.isnan(p):
+        return "–"
+    return f"**{p:.3f}**" if p < 0.05 else f"{p:.3f}"
 
 
 def render_report(
@@ -56,19 +83,41 @@ def render_report(
     if table.empty:
         out += ["No finished run: nothing to compare.", ""]
     else:
-        header = ["ρ", method_name, "n", *(label for label, _ in METRICS), "tail class"]
-        rows = []
+        notes = identical_methods(sweep)
+        header = ["ρ", method_name, "n", *(label for label, _ in MAIN_METRICS), "tail class", "note"]
+        rows, rare_rows = [], []
         for _, rec in table.iterrows():
-            cells = []
-            for _, col in METRICS:
-                mean, std = rec[f"{col}/mean"], rec[f"{col}/std"]
-                text = fmt(mean) if math.isnan(std) else f"{fmt(mean)} ± {fmt(std)}"
-                cells.append(f"**{text}**" if col == "test/macro_f1" and rec["best"] else text)
             n_text = str(rec["n"])
             if rec["n_failed"] or rec["n_missing"]:
                 n_text += f" (+{rec['n_failed']} failed, +{rec['n_missing']} missing)"
-            rows.append([rec["rho"], rec["method"], n_text, *cells, rec["tail_class"] or "–"])
+            note = notes.get((rec["method"], rec["rho"]), "")
+            if rec.get("n_collapsed"):
+                note = "; ".join(filter(None, [note, f"{rec['n_collapsed']} of {rec['n']} collapsed"]))
+            main = [
+                _mean_std(rec, col, bold=col == "test/macro_f1" and rec["best"]) for _, col in MAIN_METRICS
+            ]
+            rows.append([rec["rho"], rec["method"], n_text, *main, rec["tail_class"] or "–", note or "–"])
+            rare_rows.append(
+                [rec["rho"], rec["method"], rec["n"], *(_mean_std(rec, c) for _, c in RARE_METRICS)]
+            )
         out += [markdown_table(header, rows), ""]
+        out += [
+            'Note: "= X by construction" marks a row that is method X again (the loss registry proves the '
+            'two losses identical at these training counts); "identical results" marks equal numbers on '
+            "every seed without that proof. Such a row is one method counted twice, not a second "
+            'confirmation. "collapsed": runs that never predict a class or do not beat the '
+            "majority-class baseline (`health/*` in metrics.json); their scores are not the loss's result.",
+            "",
+            "### Rare classes, ranking and post-hoc logit adjustment",
+            "",
+            "Precision and recall of the rarest and second-rarest training class; tail AUROC (one-vs-rest "
+            "ranking of the tail: a tail-F1 near 0 with a high AUROC is a threshold failure that post-hoc "
+            "adjustment can fix, a low AUROC is a ranking failure); post-hoc logit adjustment "
+            "(argmax of logits − τ·log prior, τ tuned on validation macro-F1, no retraining).",
+            "",
+            markdown_table(["ρ", method_name, "n", *(label for label, _ in RARE_METRICS)], rare_rows),
+            "",
+        ]
     out += ["## Difference to the baseline, paired by seed", ""]
     if sweep.baseline is None:
         out += [
@@ -79,23 +128,32 @@ def render_report(
     elif diffs.empty:
         out += [f"Nothing to pair with `{sweep.baseline}`.", ""]
     else:
+        family = int(diffs["test/macro_f1/p"].notna().sum())
         out += [
             f"Δ = method − `{sweep.baseline}` on the same seed (same split, same subsample), mean over the "
-            "paired seeds with a 95% t interval (n − 1 degrees of freedom). With n = 3 seeds the t "
-            "quantile is 4.30, so intervals are wide: an interval that contains 0 means no evidence of "
-            "a difference at this n, not evidence of none. n < 2: no interval.",
+            "paired seeds. Interval (95%) and p: a paired bootstrap over seeds and test examples "
+            "(2,000 replicates; both methods scored on the same resampled examples) when every paired run "
+            "saved its test logits, else a t interval over seeds (n − 1 df), clipped to [−1, 1]. "
+            f"p Holm: Holm's correction over the family of all {family} (method, ρ) comparisons with "
+            f"`{sweep.baseline}` in this report, per metric (rows that repeat another method are left out); "
+            "only p Holm < 0.05 is a difference this "
+            'report supports. "identical": equal on every paired seed. n < 2: no interval.',
             "",
         ]
-        header = ["ρ", method_name, "n pairs", "Δ macro-F1 [95% CI]", "Δ tail-F1 [95% CI]"]
+        header = [
+            "ρ",
+            method_name,
+            "n pairs",
+            "Δ macro-F1 [95% CI]",
+            "p Holm",
+            "Δ tail-F1 [95% CI]",
+            "p Holm",
+        ]
         rows = []
         for _, rec in diffs.iterrows():
-            texts = []
+            texts: list[str] = []
             for col in DIFF_METRICS:
-                diff, low, high = rec[f"{col}/diff"], rec[f"{col}/ci_low"], rec[f"{col}/ci_high"]
-                text = "–" if math.isnan(diff) else f"{diff:+.3f}"
-                if not math.isnan(low):
-                    text += f" [{low:+.3f}, {high:+.3f}]"
-                texts.append(text)
+                texts += [_diff_text(rec, col), _p_text(rec.get(f"{col}/p_holm", math.nan))]
             rows.append([rec["rho"], rec["method"], rec["test/macro_f1/n_pairs"], *texts])
         out += [markdown_table(header, rows), ""]
     if "action" in sweep.runs and (sweep.runs["action"] != "ran").any():  # a resumed sweep
