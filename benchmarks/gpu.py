@@ -174,7 +174,7 @@ def run(args: Any, log: Callable[[str], None]) -> dict[str, Any]:
         if mode == "compile":
             bench.compile(args.compile_backend)
         try:
-            figures = bench.measure(
+            figures: dict[str, Any] = bench.measure(
                 batch, args.warmup if mode == "eager" else args.compile_warmup, args.min_run_time
             )
         except (torch.OutOfMemoryError, RuntimeError) as err:

@@ -79,7 +79,7 @@ def run_hf_trainer(
     from sklearn.metrics import f1_score
     from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
-    module = build_module(cfg, dm)  # same seed: the same initial weights as the project's side
+    module: Any = build_module(cfg, dm)  # same seed: the same initial weights as the project's side
     clock = StepClock(warmup, steps)
     total = warmup + steps
     batch_size = dm.batch_size
