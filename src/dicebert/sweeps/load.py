@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 RHO_KEY = "data.imbalance_ratio"
 SEED_KEY = "seed"
 #: The default baseline when the method is one of these overrides.
-DEFAULT_BASELINES = {"loss": "ce", "data.sampler": "none"}
+DEFAULT_BASELINES = {"loss": "ce", "data.sampler": "none", "recipe": "ce"}
 #: Report columns: (label, summary.csv column). ``test/tail_*`` / ``test/tail2_*`` are derived per
 #: run for its rarest and second-rarest training class, see :func:`rarest_classes`.
 MAIN_METRICS: list[tuple[str, str]] = [
