@@ -120,21 +120,7 @@ BAD_INPUTS = {
 }
 
 
-#: Cases whose error still comes as a bare ValueError from a file of another owner: the entry point
-#: no longer takes every ValueError for a user error. Whoever makes build_loss raise
-#: dicebert.errors.ConfigError removes the entry here in the same commit.
-PENDING_CONFIG_ERROR: dict[str, str] = {}
-
-
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(c, marks=pytest.mark.xfail(reason=PENDING_CONFIG_ERROR[c], strict=True))
-        if c in PENDING_CONFIG_ERROR
-        else c
-        for c in sorted(BAD_INPUTS)
-    ],
-)
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_fails_in_one_line_and_writes_no_result(
     case: str, make_cfg, tmp_path: Path, bbc_small: pd.DataFrame, trained_ckpt: Path
 ) -> None:
