@@ -67,3 +67,17 @@ def test_cli_merges_the_keys_into_a_finished_run(tmp_path: Path, capsys: pytest.
     assert merged["test/macro_f1"] == 0.5 and "posthoc/test/macro_f1" in merged
     assert "tau=" in capsys.readouterr().out
     assert main([str(tmp_path / "nothing")]) == 1
+
+
+def test_a_run_saves_the_logits_it_was_tested_with(make_cfg) -> None:
+    """logits.npz holds the test loop's own logits (no second pass): they reproduce the test accuracy."""
+    from dicebert.train import train
+
+    cfg = make_cfg()
+    record = train(cfg)
+    data = np.load(Path(cfg.paths.output_dir) / LOGITS_FILE)
+    test_logits, test_labels = data["test_logits"], data["test_labels"]
+    accuracy = float((test_logits.argmax(1) == test_labels).mean())
+    assert accuracy == pytest.approx(record["test/accuracy"], abs=1e-6)
+    assert data["val_logits"].shape == (len(data["val_labels"]), test_logits.shape[1])
+    assert 0.0 <= record["posthoc/tau"] <= 3.0 and "posthoc/test/macro_f1" in record

@@ -42,6 +42,7 @@ from dicebert.data.sampling import effective_class_counts
 from dicebert.errors import CheckpointMismatchError, DicebertError, one_line
 from dicebert.posthoc import LOGITS_FILE, posthoc_metrics, save_logits
 from dicebert.reporting.health import ValMacroF1History, check_health
+from dicebert.reporting.logits import TestLogitsRecorder
 from dicebert.reporting.run_outputs import build_metrics_record, write_json, write_test_outputs
 from dicebert.sweeps.resume import (
     RESUME_KEY,
@@ -98,8 +99,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     loss = instantiate(cfg.loss, class_counts=prior_counts)
     module = instantiate(cfg.model, loss=loss, class_names=datamodule.class_names)
-    history = ValMacroF1History()
-    callbacks = [*instantiate_group(cfg.get("callbacks")), history]
+    history, test_logits = ValMacroF1History(), TestLogitsRecorder()
+    callbacks = [*instantiate_group(cfg.get("callbacks")), history, test_logits]
     loggers = instantiate_group(cfg.get("logger"))
     # Checkpointing follows the callbacks group: callbacks=none must not get Lightning's default one.
     checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
@@ -134,7 +135,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     best_score = checkpoint.best_model_score if checkpoint is not None else None
     confusion = module.test_confusion.compute().cpu().numpy()
     health = check_health(confusion, datamodule.class_names, datamodule.class_counts, history.values)
-    extra = {**health.flags, **_posthoc(trainer, module, datamodule, output_dir, prior_counts)}
+    extra = {**health.flags, **_posthoc(trainer, module, datamodule, test_logits, output_dir, prior_counts)}
     if datamodule.sampler != "none":
         names = datamodule.class_names
         extra.update({f"train/prior_count/{c}": n for c, n in zip(names, prior_counts, strict=True)})
@@ -154,21 +155,27 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 def _posthoc(
-    trainer: L.Trainer, module: L.LightningModule, datamodule: Any, output_dir: Path, prior: list[float]
+    trainer: L.Trainer,
+    module: L.LightningModule,
+    datamodule: Any,
+    test_logits: TestLogitsRecorder,
+    output_dir: Path,
+    prior: list[float],
 ) -> dict[str, float]:
     """Save the tested weights' val/test logits (``logits.npz``) and return the post-hoc keys.
 
-    ``trainer.predict`` runs the module's forward (logits) with the weights ``trainer.test`` just
-    loaded. Under DDP each rank predicts only its shard, so the analysis is single-process only.
+    The test logits were recorded during ``trainer.test``; only the val split needs a forward pass
+    (``trainer.predict``, with the weights the test loaded). Under DDP each rank sees only its
+    shard, so the analysis is single-process only.
     """
-    if trainer.world_size > 1:
+    test = test_logits.arrays()
+    if trainer.world_size > 1 or test is None:
         return {}
-    splits = {}
-    for split, loader in (("val", datamodule.val_dataloader()), ("test", datamodule.test_dataloader())):
-        batches = trainer.predict(module, dataloaders=loader)
-        logits = torch.cat([torch.as_tensor(b).float() for b in batches or []]).cpu().numpy()
-        splits[split] = (logits, np.asarray(datamodule.datasets[split].labels))
-    save_logits(output_dir / LOGITS_FILE, splits)
+    batches = trainer.predict(module, dataloaders=datamodule.val_dataloader())
+    val = torch.cat([torch.as_tensor(b).float() for b in batches or []]).cpu().numpy()
+    save_logits(
+        output_dir / LOGITS_FILE, {"val": (val, np.asarray(datamodule.datasets["val"].labels)), "test": test}
+    )
     return posthoc_metrics(output_dir / LOGITS_FILE, datamodule.class_names, prior)
 
 

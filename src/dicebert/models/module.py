@@ -125,10 +125,17 @@ class ClassifierModule(L.LightningModule):
         self.log_dict(metrics, sync_dist=True)
         self.val_metrics.reset()
 
-    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        probs = self.probabilities(self(batch))
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        """Update the test metrics; return the float32 logits so a callback can save them.
+
+        Lightning 2.x keeps no test outputs, so returning them costs nothing unless a callback
+        (train.py's logit recorder, for ``logits.npz``) collects them: no second pass over the test set.
+        """
+        logits = self(batch).float()
+        probs = self.probabilities(logits)
         self.test_metrics.update(probs, batch["labels"])
         self.test_confusion.update(probs, batch["labels"])
+        return logits.detach()
 
     def on_test_epoch_end(self) -> None:
         self.log_dict(self.test_metrics.compute(), sync_dist=True)
