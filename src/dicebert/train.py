@@ -43,6 +43,7 @@ from dicebert.errors import CheckpointMismatchError, DicebertError, one_line
 from dicebert.posthoc import LOGITS_FILE, posthoc_metrics, save_logits
 from dicebert.reporting.health import ValMacroF1History, check_health
 from dicebert.reporting.logits import TestLogitsRecorder
+from dicebert.reporting.mechanism import ClassSignalMonitor
 from dicebert.reporting.run_outputs import build_metrics_record, write_json, write_test_outputs
 from dicebert.sweeps.resume import (
     RESUME_KEY,
@@ -99,8 +100,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     loss = instantiate(cfg.loss, class_counts=prior_counts)
     module = instantiate(cfg.model, loss=loss, class_names=datamodule.class_names)
-    history, test_logits = ValMacroF1History(), TestLogitsRecorder()
-    callbacks = [*instantiate_group(cfg.get("callbacks")), history, test_logits]
+    history, test_logits, signal = ValMacroF1History(), TestLogitsRecorder(), ClassSignalMonitor()
+    callbacks = [*instantiate_group(cfg.get("callbacks")), history, test_logits, signal]
     loggers = instantiate_group(cfg.get("logger"))
     # Checkpointing follows the callbacks group: callbacks=none must not get Lightning's default one.
     checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
@@ -136,6 +137,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     confusion = module.test_confusion.compute().cpu().numpy()
     health = check_health(confusion, datamodule.class_names, datamodule.class_counts, history.values)
     extra = {**health.flags, **_posthoc(trainer, module, datamodule, test_logits, output_dir, prior_counts)}
+    extra.update(signal.metrics(datamodule.class_names))
     if datamodule.sampler != "none":
         names = datamodule.class_names
         extra.update({f"train/prior_count/{c}": n for c, n in zip(names, prior_counts, strict=True)})

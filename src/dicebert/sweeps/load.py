@@ -48,6 +48,8 @@ RARE_METRICS: list[tuple[str, str]] = [
     ("tail precision", "test/tail_precision"),
     ("tail recall", "test/tail_recall"),
     ("tail AUROC", "test/tail_auroc"),
+    ("tail in batches", "train/tail_presence"),
+    ("tail grad share", "train/tail_grad_share"),
     ("2nd-rarest precision", "test/tail2_precision"),
     ("2nd-rarest recall", "test/tail2_recall"),
     ("post-hoc macro-F1", "posthoc/test/macro_f1"),
@@ -304,6 +306,8 @@ def _build_sweep(folders: list[Path], rows: list[dict[str, Any]], baseline: str 
                 row[f"{prefix}_{metric}"] = row.get(f"test/{metric}/{name}")
         if rare:
             row["posthoc/test/tail_f1"] = row.get(f"posthoc/test/f1/{rare[0]}")
+            row["train/tail_presence"] = row.get(f"train/presence/{rare[0]}")
+            row["train/tail_grad_share"] = row.get(f"train/grad_share/{rare[0]}")
         # A collapsed run (a class never predicted, or no better than the majority class) is counted
         # apart, so that it is never read as the loss's result.
         row["collapsed"] = bool(

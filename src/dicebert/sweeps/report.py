@@ -112,7 +112,9 @@ def render_report(
             "",
             "Precision and recall of the rarest and second-rarest training class; tail AUROC (one-vs-rest "
             "ranking of the tail: a tail-F1 near 0 with a high AUROC is a threshold failure that post-hoc "
-            "adjustment can fix, a low AUROC is a ranking failure); post-hoc logit adjustment "
+            "adjustment can fix, a low AUROC is a ranking failure); the share of training batches that "
+            "hold a tail example and the tail logit's share of the loss gradient (the mechanism by which "
+            "a batch-level loss starves a rare class); post-hoc logit adjustment "
             "(argmax of logits − τ·log prior, τ tuned on validation macro-F1, no retraining).",
             "",
             markdown_table(["ρ", method_name, "n", *(label for label, _ in RARE_METRICS)], rare_rows),
