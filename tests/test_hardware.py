@@ -8,9 +8,9 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from dicebert import hardware
+from dicebert.config import config_dir
 from dicebert.errors import ConfigError
 from dicebert.hardware import CpuFeatures, auto_precision, checked_precision, parse_cpuinfo
-from dicebert.config import config_dir
 
 SAPPHIRE_RAPIDS = """processor\t: 0
 vendor_id\t: GenuineIntel
