@@ -28,6 +28,7 @@ def expected_keys(checkpointing: bool = True) -> set[str]:
     """
     keys = {f"test/{k}" for k in ("accuracy", "balanced_accuracy", "ece", "macro_f1", "mcc")}
     per_class = ("test/f1", "test/recall", "test/precision", "test/auroc", "train/count", "posthoc/test/f1")
+    per_class += ("train/presence", "train/grad_share")
     keys |= {f"{kind}/{c}" for kind in per_class for c in CLASSES}
     keys |= {"posthoc/tau", "posthoc/test/accuracy", "posthoc/test/macro_f1"}
     keys |= {f"health/{k}" for k in ("below_majority_baseline", "majority_baseline_macro_f1")}
@@ -36,7 +37,7 @@ def expected_keys(checkpointing: bool = True) -> set[str]:
     return keys
 
 
-def test_size(output_dir: str | Path) -> int:
+def scored_examples(output_dir: str | Path) -> int:
     """How many test examples the run's confusion matrix counted."""
     matrix = json.loads((Path(output_dir) / "confusion_matrix.json").read_text())["matrix"]
     return int(sum(map(sum, matrix)))
@@ -117,7 +118,7 @@ def test_every_registered_loss_trains(make_cfg, loss: str) -> None:
     record = train(cfg)
     assert set(record) == expected_keys(checkpointing=False)
     assert all(math.isfinite(v) for v in record.values())
-    assert test_size(cfg.paths.output_dir) == 12  # the whole test split was scored
+    assert scored_examples(cfg.paths.output_dir) == 12  # the whole test split was scored
     assert not list(Path(cfg.paths.output_dir).rglob("*.ckpt"))  # callbacks=none: no checkpoint at all
 
 
@@ -141,7 +142,7 @@ def test_samplers_rebalance_what_training_sees(make_cfg, sampler: str) -> None:
     assert drawn[head] / sum(drawn.values()) < natural_share - 0.05
     record = train(cfg)
     assert [record[f"train/count/{c}"] for c in CLASSES] == list(counts)
-    assert test_size(cfg.paths.output_dir) == 40  # 20% of 5 classes x 40 articles
+    assert scored_examples(cfg.paths.output_dir) == 40  # 20% of 5 classes x 40 articles
 
 
 def test_imbalance_ratio_100_and_pooling_modes(make_cfg) -> None:
