@@ -112,3 +112,20 @@ def test_trainer_cpu_bf16_refuses_a_cpu_without_native_bf16(monkeypatch: pytest.
     while cause is not None and not isinstance(cause, ConfigError):
         cause = cause.__cause__
     assert isinstance(cause, ConfigError) and "trainer=default" in str(cause)
+
+
+def test_a_plain_bf16_precision_override_is_refused_before_any_data_is_read(
+    make_cfg, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`trainer.precision=bf16-mixed` over trainer=default on an AVX2-only CPU: one line naming the fix."""
+    import dicebert.hardware
+    import dicebert.train
+    from dicebert.errors import ConfigError
+    from dicebert.hardware import CpuFeatures
+
+    avx2 = CpuFeatures("x", frozenset({"avx2"}), "AVX2")
+    monkeypatch.setattr(dicebert.hardware, "detect_cpu", lambda *a, **k: avx2)
+    monkeypatch.setattr(dicebert.train, "detect_cpu", lambda *a, **k: avx2)
+    monkeypatch.setattr(dicebert.train, "instantiate", lambda *a, **k: pytest.fail("data read first"))
+    with pytest.raises(ConfigError, match="trainer=default"):
+        dicebert.train.train(make_cfg("trainer.precision=bf16-mixed"))

@@ -20,6 +20,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import f1_score, precision_score, roc_auc_score
@@ -39,7 +40,8 @@ def save_logits(path: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]]) ->
         arrays[f"{split}_logits"] = np.asarray(logits, dtype=np.float32)
         arrays[f"{split}_labels"] = np.asarray(labels, dtype=np.int64)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez_compressed(handle, **arrays)
+        save: Any = np.savez_compressed  # numpy's stub reads **arrays as its allow_pickle flag
+        save(handle, **arrays)
 
 
 def _macro_f1(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> float:

@@ -40,6 +40,7 @@ from dicebert.config import (
 )
 from dicebert.data.sampling import effective_class_counts
 from dicebert.errors import CheckpointMismatchError, DicebertError, one_line
+from dicebert.hardware import checked_precision, detect_cpu
 from dicebert.posthoc import LOGITS_FILE, posthoc_metrics, save_logits
 from dicebert.reporting.health import ValMacroF1History, check_health
 from dicebert.reporting.logits import TestLogitsRecorder
@@ -84,6 +85,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     started = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
     check_optional_targets(cfg)
+    # Before any data is read: say what the CPU can do, and refuse bf16 where it would be emulated.
+    log.info("%s", detect_cpu().describe())
+    precision = cfg.trainer.get("precision")
+    if isinstance(precision, str):  # trainer.precision=bf16-mixed typed over trainer=default
+        accelerator = str(cfg.trainer.get("accelerator", "cpu"))
+        with open_dict(cfg):
+            cfg.trainer.precision = checked_precision(precision, accelerator)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     if cfg.get("seed") is not None:  # seed=0 is a seed too

@@ -139,7 +139,8 @@ def check_resumable(config: DictConfig, job_overrides: list[list[str]]) -> None:
         if not recorded.is_file():
             continue  # never started: nothing to contradict
         new = loader.load_sweep_config(config, list(overrides))
-        changed = config_differences(OmegaConf.load(recorded), new)
+        old = OmegaConf.load(recorded)
+        changed = config_differences(old, new) if isinstance(old, DictConfig) else ["<not a mapping>"]
         if changed:
             shown = ", ".join(changed[:5]) + (f" (+{len(changed) - 5} more)" if len(changed) > 5 else "")
             raise ResumeError(
