@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from dicebert.baselines.linear import FrozenEncoderLogisticRegression, TfidfLogisticRegression
 from dicebert.metrics import build_confusion_matrix, build_metrics
+from dicebert.posthoc import LOGITS_FILE, posthoc_metrics, save_logits
 from dicebert.reporting.health import check_health
 from dicebert.reporting.run_outputs import (
     build_metrics_record,
@@ -51,8 +52,9 @@ def run_baseline(
 ) -> dict[str, float]:
     """Fit the baseline of ``cfg.model`` on the set-up ``datamodule``; write the run outputs.
 
-    Writes label_map.json, data_summary.json, confusion_matrix.json/.png and metrics.json (last),
-    with ``health/...`` flags, and logs the results table; returns the metrics record.
+    Writes label_map.json, data_summary.json, logits.npz, confusion_matrix.json/.png and
+    metrics.json (last), with ``health/...`` flags and the post-hoc keys, and logs the results
+    table; returns the metrics record.
     """
     output_dir = Path(output_dir)
     names = [str(n) for n in datamodule.class_names]
@@ -68,6 +70,16 @@ def run_baseline(
     confusion_metric.update(torch.as_tensor(probs["test"], dtype=torch.float32), torch.as_tensor(test_labels))
     confusion = confusion_metric.compute().numpy()
     health = check_health(confusion, names, datamodule.class_counts)
+    # log-probabilities are logits of these probabilities: the post-hoc keys (per-class AUROC,
+    # precision, logit adjustment) come out as for a fine-tuned run
+    save_logits(
+        output_dir / LOGITS_FILE,
+        {
+            role: (np.log(np.clip(probs[role], 1e-12, 1.0)), np.asarray(datamodule.datasets[role].labels))
+            for role in ("val", "test")
+        },
+    )
+    posthoc = posthoc_metrics(output_dir / LOGITS_FILE, names, datamodule.class_counts)
     record = build_metrics_record(
         test,
         val["val/macro_f1"],
@@ -75,6 +87,7 @@ def run_baseline(
         datamodule.class_counts,
         extra={
             **health.flags,
+            **posthoc,
             "time/fit_seconds": fit_seconds,
             "time/total_seconds": time.perf_counter() - started,
         },
