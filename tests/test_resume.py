@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,42 +11,16 @@ import torch
 from omegaconf import OmegaConf
 
 from dicebert.sweeps.resume import ACTION_FILE, JobAction, config_differences, decide, prepare_job
+from tests.helpers.cli import run_train
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 # Three epochs of 7 steps each, so an interrupted job has a last.ckpt from an epoch end to resume from.
 TINY = [
-    "model=tiny",
-    "logger=csv",
+    "debug=fast",
     "data.limit_per_class=24",
-    "data.imbalance_ratio=2",
-    "data.max_length=32",
-    "data.batch_size=8",
     "trainer.max_epochs=3",
-    "trainer.enable_progress_bar=false",
     "callbacks.early_stopping.patience=10",
 ]
 GRID = ["-m", "loss=ce,dice,focal", "seed=0"]
-
-
-def run_cli(
-    args: list[str], tmp: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    full_env = {
-        **os.environ,
-        "DICEBERT_CACHE": str(tmp / "cache"),
-        "WANDB_MODE": "offline",
-        "HF_HUB_OFFLINE": "1",
-        "DICEBERT_ROOT": str(tmp),
-        **(env or {}),
-    }
-    return subprocess.run(
-        [sys.executable, "train.py", *args],
-        cwd=REPO_ROOT,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
 
 
 def killer(step: int, job: str, marker: Path) -> list[str]:
@@ -95,7 +66,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("reference")
     marker = tmp / "marker"
     marker.write_text("never kill\n")
-    done = run_cli([*GRID, *TINY, *killer(8, "1", marker), f"hydra.sweep.dir={tmp}/sweep"], tmp)
+    done = run_train([*GRID, *TINY, *killer(8, "1", marker), f"hydra.sweep.dir={tmp}/sweep"], tmp)
     assert done.returncode == 0, done.stderr[-3000:]
     return tmp / "sweep"
 
@@ -103,7 +74,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_sigkilled_sweep_resumes_to_the_uninterrupted_result(tmp_path: Path, reference: Path) -> None:
     sweep, marker = tmp_path / "sweep", tmp_path / "marker"
     args = [*GRID, *TINY, *killer(8, "1", marker), f"hydra.sweep.dir={sweep}"]
-    killed = run_cli(args, tmp_path)
+    killed = run_train(args, tmp_path)
     assert killed.returncode == -9, killed.stderr[-2000:]  # SIGKILL in the middle of job 1's epoch 1
     assert (sweep / "0" / "metrics.json").is_file()
     assert (sweep / "1" / "checkpoints" / "last.ckpt").is_file() and not (
@@ -112,7 +83,7 @@ def test_sigkilled_sweep_resumes_to_the_uninterrupted_result(tmp_path: Path, ref
     assert not (sweep / "2").exists()
     finished_before = (sweep / "0" / "metrics.json").stat().st_mtime_ns
 
-    resumed = run_cli([*args, "sweep_resume=true"], tmp_path)
+    resumed = run_train([*args, "sweep_resume=true"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     actions = {j: json.loads((sweep / j / ACTION_FILE).read_text())["action"] for j in "012"}
     assert actions == {"0": "skipped", "1": "resumed", "2": "ran"}  # only the unfinished work ran
@@ -134,7 +105,7 @@ def test_resume_with_a_changed_config_is_refused_before_anything_runs(
     before = {p: p.stat().st_mtime_ns for p in reference.glob("*/metrics.json")}
     changed = [a.replace("trainer.max_epochs=3", "trainer.max_epochs=4") for a in TINY]
     marker = tmp_path / "m"
-    done = run_cli(
+    done = run_train(
         [*GRID, *changed, *killer(8, "1", marker), f"hydra.sweep.dir={reference}", "sweep_resume=true"],
         tmp_path,
     )
@@ -148,7 +119,7 @@ def test_resume_with_a_changed_config_is_refused_before_anything_runs(
 
 
 def test_resume_of_a_folder_without_jobs_is_refused(tmp_path: Path) -> None:
-    done = run_cli([*GRID, *TINY, f"hydra.sweep.dir={tmp_path}/empty", "sweep_resume=true"], tmp_path)
+    done = run_train([*GRID, *TINY, f"hydra.sweep.dir={tmp_path}/empty", "sweep_resume=true"], tmp_path)
     assert done.returncode != 0
     assert "holds no jobs of an earlier sweep" in done.stderr.strip().splitlines()[-1]
 
@@ -166,13 +137,13 @@ def test_interrupted_optuna_search_resumes_to_the_configured_trial_count(tmp_pat
         *killer(3, "1", marker),
         f"hydra.sweep.dir={sweep}",
     ]
-    killed = run_cli(args, tmp_path)
+    killed = run_train(args, tmp_path)
     assert killed.returncode == -9, killed.stderr[-2000:]  # trial 1 dies while RUNNING
 
-    again = run_cli(args, tmp_path)  # without sweep_resume=true the old study is not extended
+    again = run_train(args, tmp_path)  # without sweep_resume=true the old study is not extended
     assert again.returncode != 0 and "add sweep_resume=true" in again.stderr.strip().splitlines()[-1]
 
-    resumed = run_cli([*args, "sweep_resume=true"], tmp_path)
+    resumed = run_train([*args, "sweep_resume=true"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     study = optuna.load_study(study_name="hparams_search-ce", storage=f"sqlite:///{sweep}/optuna.db")
     states = [t.state for t in study.trials]
@@ -191,13 +162,13 @@ def test_slurm_signal_saves_a_checkpoint_that_the_requeued_job_resumes(tmp_path:
         "+callbacks.signal.step=2",  # mid epoch 0: no epoch-end last.ckpt exists yet
         f"hydra.run.dir={run}",
     ]
-    first = run_cli(args, tmp_path)
+    first = run_train(args, tmp_path)
     assert first.returncode != 0 and "checkpoint saved" in first.stderr, first.stderr[-2000:]
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["global_step"] == 3  # saved at the batch boundary after the signal
     assert not (run / "metrics.json").exists()
 
-    requeued = run_cli(args, tmp_path, env={"SLURM_RESTART_COUNT": "1"})
+    requeued = run_train(args, tmp_path, env={"SLURM_RESTART_COUNT": "1"})
     assert requeued.returncode == 0, requeued.stderr[-3000:]
     assert json.loads((run / ACTION_FILE).read_text())["action"] == "resumed"
     assert (run / "metrics.json").is_file()

@@ -21,28 +21,14 @@ from dicebert.sweeps.callback import GROUP_ENV, SweepCallback
 from dicebert.sweeps.load import load_sweep
 from dicebert.sweeps.stats import cell_table, paired_differences
 from dicebert.train import train
+from tests.helpers.cli import run_train
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["debug=fast", "callbacks=none"]  # the shared tiny run, without checkpoints
 
 
 def run_cli(args: list[str], tmp: Path, timeout: int = 240) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "DICEBERT_CACHE": str(tmp / "cache"),
-        "WANDB_MODE": "offline",
-        "HF_HUB_OFFLINE": "1",
-        "DICEBERT_ROOT": str(tmp),  # logs/ of a run without hydra.*.dir go here, not into the repo
-    }
-    env.pop(GROUP_ENV, None)
-    return subprocess.run(
-        [sys.executable, "train.py", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_train(args, tmp, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
