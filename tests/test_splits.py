@@ -74,8 +74,15 @@ def test_given_splits_that_share_texts_are_counted_and_warned(
     dm = TextClassificationDataModule(
         LocalFiles(str(tmp_path / "train.csv"), test_path=str(tmp_path / "test.csv")), TOKENIZER
     )
-    with caplog.at_level(logging.WARNING):
-        dm.load_tables()
+    # The splits module's own logger: an earlier in-process Hydra run may have reconfigured logging.
+    logger = logging.getLogger("dicebert.data.splits")
+    logger.disabled = False
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger="dicebert.data.splits"):
+            dm.load_tables()
+    finally:
+        logger.removeHandler(caplog.handler)
     shared = dm.summary["duplicates"]["cross_split"]
     assert shared["train&test"] == 1 and shared["total"] == 1 and shared["train&val"] == 0
     assert dm.summary["duplicates"]["splits_given"] == ["train", "test"]

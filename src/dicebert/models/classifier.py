@@ -64,6 +64,10 @@ class BertClassifier(nn.Module):
                 "model.net.pooling=pooler but the encoder has no pooler; use pooling=cls or mean"
             )
         self.encoder = encoder
+        if pooling != "pooler" and getattr(encoder, "pooler", None) is not None:
+            # Unused weights: dropping them saves a matmul and keeps DDP from failing on parameters
+            # that get no gradient (BertModel skips a pooler that is None).
+            encoder.pooler = None
         self.pooling = pooling
         hidden = encoder.config.hidden_size
         p = encoder.config.hidden_dropout_prob if dropout is None else dropout
