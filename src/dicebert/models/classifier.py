@@ -67,7 +67,7 @@ class BertClassifier(nn.Module):
         if pooling != "pooler" and getattr(encoder, "pooler", None) is not None:
             # Unused weights: dropping them saves a matmul and keeps DDP from failing on parameters
             # that get no gradient (BertModel skips a pooler that is None).
-            encoder.pooler = None
+            encoder.pooler = None  # type: ignore[assignment]  # BertModel accepts a None pooler
         self.pooling = pooling
         hidden = encoder.config.hidden_size
         p = encoder.config.hidden_dropout_prob if dropout is None else dropout
