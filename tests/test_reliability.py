@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -243,20 +244,23 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path: Path) -> 
     cache = tmp_path / "cache"
     full = _run([*RESUMABLE, f"hydra.run.dir={tmp_path}/full"], cache)
     assert full.returncode == 0, full.stderr[-2000:]
-    steps_per_epoch = 6  # 40 training examples after ρ=2 subsampling, batch 8 → 5 or 6
+    summary = json.loads((tmp_path / "full" / "data_summary.json").read_text())
+    steps_per_epoch = math.ceil(sum(summary["class_counts"]["train"].values()) / 8)  # batch 8
     killed = _run(
         [
             *RESUMABLE,
             f"hydra.run.dir={tmp_path}/crash",
             "+callbacks.killer._target_=tests.helpers.callbacks.KillAtStep",
-            f"+callbacks.killer.step={steps_per_epoch + 2}",
+            f"+callbacks.killer.step={2 * steps_per_epoch + steps_per_epoch // 2}",
         ],
         cache,
     )
-    assert killed.returncode == -9  # really SIGKILLed, mid epoch 1
+    assert killed.returncode == -9  # really SIGKILLed, mid epoch 2
     crash = tmp_path / "crash"
     assert (crash / "checkpoints" / "last.ckpt").is_file() and not (crash / "metrics.json").exists()
-    torch.load(crash / "checkpoints" / "last.ckpt", weights_only=True)  # intact, loads safely
+    last = torch.load(crash / "checkpoints" / "last.ckpt", weights_only=True)  # intact, loads safely
+    # The resume point is the latest validation (end of epoch 1), whether or not that epoch was the best.
+    assert (last["epoch"], last["global_step"]) == (1, 2 * steps_per_epoch)
     resumed = _run([*RESUMABLE, f"hydra.run.dir={crash}", "ckpt_path=last"], cache)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     a = json.loads((tmp_path / "full" / "metrics.json").read_text())

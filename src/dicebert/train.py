@@ -136,8 +136,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if not cfg.get("test", True):
         return {}
 
-    checkpoint = trainer.checkpoint_callback
-    checkpoint = checkpoint if isinstance(checkpoint, ModelCheckpoint) else None
+    # The best-so-far callback is the one with a monitor; the resume point (last.ckpt) has none.
+    monitored = [c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.monitor]
+    checkpoint = monitored[0] if monitored else None
     best = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
     test_ckpt = best if cfg.get("train", True) else ckpt_path
     test_metrics = trainer.test(module, datamodule=datamodule, ckpt_path=test_ckpt, verbose=False)[0]
