@@ -69,3 +69,20 @@ def test_batch_smaller_than_the_class_count_is_refused(tail_labels) -> None:
         ClassCoveringBatchSampler(build_sampler(labels, counts, "none", seed=0), labels, 4)
     with pytest.raises(ValueError, match=r"data\.batch_size=3"):
         effective_class_counts(counts, "none", cover_batch_size=3)
+
+
+def test_datamodule_cover_classes_feeds_every_class_to_every_batch(make_cfg) -> None:
+    """``data.cover_classes=true`` reaches training: each batch the model sees holds every class."""
+    from hydra.utils import instantiate
+
+    cfg = make_cfg("data.cover_classes=true", "data.imbalance_ratio=6", "data.limit_per_class=40")
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    batches = [b["labels"].tolist() for b in datamodule.train_dataloader()]
+    assert len(batches) == -(-len(datamodule.datasets["train"]) // cfg.data.batch_size)
+    assert all(set(b) == set(range(datamodule.num_classes)) for b in batches)
+    plain = instantiate(cfg.data, cover_classes=False)
+    plain.setup("fit")
+    assert not all(set(b["labels"].tolist()) == set(range(5)) for b in plain.train_dataloader())
+    with pytest.raises(Exception, match=r"data\.cover_classes and data\.group_by_length"):
+        instantiate(cfg.data, group_by_length=True)  # Hydra wraps the DataError; the message is ours

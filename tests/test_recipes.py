@@ -17,9 +17,10 @@ def test_each_recipe_composes_to_the_method_it_names(make_cfg, recipe: str) -> N
     cfg = make_cfg(f"recipe={recipe}")
     assert cfg.loss.name == recipe.split("_sampler")[0].split("_drw")[0].replace("_mask_ema", "").replace(
         "_prior", ""
-    )
+    ).replace("_cover", "")
     assert (cfg.data.sampler == "inverse") == recipe.endswith("_sampler")
     assert (cfg.loss.get("drw_start") is not None) == recipe.endswith("_drw")
+    assert cfg.data.cover_classes == recipe.endswith("_cover")
     if recipe == "ldam_drw":
         assert cfg.model.net.head == "cosine"
 
@@ -27,6 +28,6 @@ def test_each_recipe_composes_to_the_method_it_names(make_cfg, recipe: str) -> N
 def test_the_recipe_grid_is_rho_100_and_10_with_five_rotated_seeds(make_cfg) -> None:
     cfg = make_cfg("experiment=recipes_rho100", fast=False)
     params = cfg.hydra.sweeper.params
-    assert set(str(params.recipe).split(",")) == set(RECIPES) and len(RECIPES) == 11
+    assert set(str(params.recipe).split(",")) == set(RECIPES) and len(RECIPES) == 12
     assert str(params["data.imbalance_ratio"]) == "100,10" and str(params.seed) == "0,1,2,3,4"
     assert cfg.data.class_order == "rotate"

@@ -15,7 +15,7 @@ from transformers import DataCollatorWithPadding
 from dicebert.atomic import atomic_path
 from dicebert.data.batching import LengthGroupedBatchSampler
 from dicebert.data.imbalance import limit_per_class, make_long_tailed
-from dicebert.data.sampling import SAMPLERS, build_sampler
+from dicebert.data.sampling import SAMPLERS, ClassCoveringBatchSampler, build_sampler
 from dicebert.data.sources import DataError, RawSplits, label_strings
 from dicebert.data.splits import duplicate_summary, group_stratified_split
 from dicebert.data.tokenization import auto_max_length, tokenize, tokenizer_fingerprint
@@ -71,6 +71,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         class_order: str | Sequence[str] = "descending",
         sampler: str = "none",
         sampler_beta: float = 0.999,
+        cover_classes: bool = False,
         limit_per_class: int | None = None,
         on_bad_rows: str = "drop",
         cache_dir: str | None = None,
@@ -96,6 +97,10 @@ class TextClassificationDataModule(L.LightningDataModule):
             raise DataError(f"data.num_workers must be >= 0; got {num_workers}")
         if sampler not in SAMPLERS:
             raise DataError(f"data.sampler={sampler!r} is not one of {', '.join(SAMPLERS)}")
+        if cover_classes and group_by_length:
+            raise DataError(
+                "data.cover_classes and data.group_by_length both build the batches; turn one of them off"
+            )
         if on_bad_rows not in BAD_ROWS:
             raise DataError(f"data.on_bad_rows={on_bad_rows!r} is not one of {', '.join(BAD_ROWS)}")
         if imbalance_ratio is not None and imbalance_ratio < 1:
@@ -117,6 +122,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.class_order = class_order
         self.sampler = sampler
         self.sampler_beta = sampler_beta
+        self.cover_classes = cover_classes
         self.limit_per_class = limit_per_class
         self.on_bad_rows = on_bad_rows
         self.cache_dir = cache_dir
@@ -187,6 +193,9 @@ class TextClassificationDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         data = self.datasets["train"]
         sampler = build_sampler(data.labels, self.class_counts, self.sampler, self.seed, self.sampler_beta)
+        if self.cover_classes:  # every class in every batch (batch-level Dice losses need it)
+            batches: Any = ClassCoveringBatchSampler(sampler, data.labels, self.batch_size)
+            return self._loader(data, self.batch_size, batch_sampler=batches)
         if self.group_by_length:  # the sampler's draws, batched by similar length: less padding
             batches = LengthGroupedBatchSampler(
                 sampler, self.batch_size, lengths=[len(ids) for ids in data.input_ids], seed=self.seed
