@@ -147,6 +147,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     health = check_health(confusion, datamodule.class_names, datamodule.class_counts, history.values)
     extra = {**health.flags, **_posthoc(trainer, module, datamodule, test_logits, output_dir, prior_counts)}
     extra.update(signal.metrics(datamodule.class_names))
+    if cfg.get("crt") is not None and trainer.world_size == 1:  # stage two on the tested weights
+        extra.update(instantiate(cfg.crt)(module.net, datamodule))
     if datamodule.sampler != "none":
         names = datamodule.class_names
         extra.update({f"train/prior_count/{c}": n for c, n in zip(names, prior_counts, strict=True)})

@@ -204,10 +204,14 @@ class TextClassificationDataModule(L.LightningDataModule):
         return self._loader(data, self.batch_size, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.datasets["val"], self.eval_batch_size)
+        return self.ordered_dataloader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.datasets["test"], self.eval_batch_size)
+        return self.ordered_dataloader("test")
+
+    def ordered_dataloader(self, split: str) -> DataLoader:
+        """One split in its stored order, no sampler (evaluation, and cRT's features of train)."""
+        return self._loader(self.datasets[split], self.eval_batch_size)
 
     # ---------------------------------------------------------------------------------- helpers
     def _loader(

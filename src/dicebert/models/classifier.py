@@ -84,15 +84,19 @@ class BertClassifier(nn.Module):
         # mode: without this, dropout would silently stay off during training.
         self.train()
 
+    def features(
+        self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
+    ) -> Tensor:
+        """The pooled sentence vector the head reads (two-stage cRT re-trains a head on these)."""
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        if self.pooling == "pooler":
+            return out.pooler_output
+        if self.pooling == "cls":
+            return out.last_hidden_state[:, 0]
+        mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
+        return (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
     ) -> Tensor:
-        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-        if self.pooling == "pooler":
-            pooled = out.pooler_output
-        elif self.pooling == "cls":
-            pooled = out.last_hidden_state[:, 0]
-        else:
-            mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
-            pooled = (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp_min(1.0)
-        return self.head(self.dropout(pooled))
+        return self.head(self.dropout(self.features(input_ids, attention_mask, token_type_ids)))

@@ -55,6 +55,8 @@ RARE_METRICS: list[tuple[str, str]] = [
     ("post-hoc macro-F1", "posthoc/test/macro_f1"),
     ("post-hoc tail-F1", "posthoc/test/tail_f1"),
     ("post-hoc τ", "posthoc/tau"),
+    ("cRT macro-F1", "crt/test/macro_f1"),
+    ("cRT tail-F1", "crt/test/tail_f1"),
 ]
 METRICS: list[tuple[str, str]] = MAIN_METRICS + RARE_METRICS
 
@@ -306,6 +308,7 @@ def _build_sweep(folders: list[Path], rows: list[dict[str, Any]], baseline: str 
                 row[f"{prefix}_{metric}"] = row.get(f"test/{metric}/{name}")
         if rare:
             row["posthoc/test/tail_f1"] = row.get(f"posthoc/test/f1/{rare[0]}")
+            row["crt/test/tail_f1"] = row.get(f"crt/test/f1/{rare[0]}")
             row["train/tail_presence"] = row.get(f"train/presence/{rare[0]}")
             row["train/tail_grad_share"] = row.get(f"train/grad_share/{rare[0]}")
         # A collapsed run (a class never predicted, or no better than the majority class) is counted

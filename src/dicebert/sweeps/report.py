@@ -115,7 +115,9 @@ def render_report(
             "adjustment can fix, a low AUROC is a ranking failure); the share of training batches that "
             "hold a tail example and the tail logit's share of the loss gradient (the mechanism by which "
             "a batch-level loss starves a rare class); post-hoc logit adjustment "
-            "(argmax of logits − τ·log prior, τ tuned on validation macro-F1, no retraining).",
+            "(argmax of logits − τ·log prior, τ tuned on validation macro-F1, no retraining); cRT "
+            "(runs with `crt=balanced`: a fresh linear head re-trained with class-balanced sampling on the "
+            "frozen encoder's features, step chosen on validation macro-F1).",
             "",
             markdown_table(["ρ", method_name, "n", *(label for label, _ in RARE_METRICS)], rare_rows),
             "",
