@@ -30,10 +30,11 @@ from benchmarks.sections import (
     measure_precision,
     measure_startup,
     measure_sweep,
+    rho100_grid,
 )
 
 #: The costliest section (bf16: seeds x epochs x 2 precisions) runs last, so the others fit the budget.
-SECTIONS = ("trainer", "padding", "startup", "sweep", "precision", "default_run")
+SECTIONS = ("trainer", "padding", "startup", "sweep", "precision", "default_run", "rho100_grid")
 #: A section started before ``--budget-s`` may run this much longer (the precision section stops early).
 OVERRUN_S = 90.0
 
@@ -53,6 +54,7 @@ RUNNERS: dict[str, Callable[[Settings, Any], dict[str, Any]]] = {
     "startup": lambda s, a: measure_startup(s),
     "sweep": lambda s, a: measure_sweep(s),
     "default_run": lambda s, a: default_run(s, measure=a.default_run),
+    "rho100_grid": lambda s, a: rho100_grid(a.rho100_sweep),
 }
 
 
@@ -67,6 +69,7 @@ def headline(r: dict[str, Any]) -> dict[str, Any]:
         "default_run_seconds": default_s,
         "runs_per_hour_default_run": None if default_s is None else 3600 / default_s,
         "runs_per_hour_tiny_grid": get("sweep", "parallel_runs_per_hour"),
+        "runs_per_hour_rho100": get("rho100_grid", "runs_per_hour"),
         "bf16_speedup": precision.get("skipped", precision.get("bf16_speedup")),
         "peak_rss_mb": get("startup", "peak_rss_mb"),
         "fixed_cost_s": get("startup", "phases") and r["startup"]["phases"]["outside_loops_s"],
@@ -191,6 +194,17 @@ def format_table(r: dict[str, Any]) -> str:
                 "",
             )
         )
+    if "rho100_grid" in r:
+        g = r["rho100_grid"]
+        rows.append(
+            (
+                "ρ = 100 recipe grid",
+                f"runs/hour ({g['source']}; {g['runs']} runs, {g['launcher']} launcher)",
+                "",
+                _fmt(g["runs_per_hour"], 1),
+                "",
+            )
+        )
     rows += [(name, reason, "", "", "") for name, reason in skipped]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in rows]
@@ -214,6 +228,12 @@ def parse_args(argv: Sequence[str] | None) -> Any:
     parser.add_argument("--tiny", action="store_true", help="tiny model and sizes: a smoke test")
     parser.add_argument(
         "--default-run", action="store_true", help="time a full default run (else: the last one)"
+    )
+    parser.add_argument(
+        "--rho100-sweep",
+        type=Path,
+        nargs="+",
+        help="folder(s) of a finished experiment=recipes_rho100 grid: report its runs/hour (else: the last)",
     )
     parser.add_argument("--force-bf16", action="store_true", help="run the bf16 section without native bf16")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding
 
@@ -25,9 +25,12 @@ from benchmarks.clock import MARK, phases
 from benchmarks.common import REPO, StepClock, build, build_module, compose_config, quiet_trainer
 from benchmarks.hf_trainer import _ClockCallback
 from dicebert.hardware import detect_cpu
+from dicebert.sweeps.throughput import sweep_throughput
 
 #: Where ``--default-run`` keeps its last measurement, reported when the flag is not given.
 LAST_DEFAULT_RUN = REPO / "benchmarks" / "last_default_run.json"
+#: The last ρ = 100 recipe grid given with ``--rho100-sweep`` (a grid is hours: never run in here).
+LAST_RHO100_GRID = REPO / "benchmarks" / "last_rho100_grid.json"
 MIN_INFORMATIVE_F1 = 0.5  # a model predicting one class of five scores at most 0.2 macro-F1
 BF16_F1_TOLERANCE = 0.01
 
@@ -285,3 +288,37 @@ def default_run(s: Settings, measure: bool) -> dict[str, Any]:
     if not s.tiny:  # a tiny smoke run is not a measurement of the default run
         LAST_DEFAULT_RUN.write_text(json.dumps(result, indent=2) + "\n")
     return {**result, "source": "measured in this run"}
+
+
+def rho100_grid(folders: list[Path] | None) -> dict[str, Any]:
+    """Runs per hour of a finished ``experiment=recipes_rho100`` grid (its folders), or the last one.
+
+    A grid takes hours on a CPU, so the benchmark reads the throughput of one that ran (first job
+    start to last result per folder, :func:`dicebert.sweeps.throughput.sweep_throughput`) and keeps it.
+    """
+    if not folders:
+        if not LAST_RHO100_GRID.is_file():
+            return {"skipped": "never measured here: pass --rho100-sweep <grid folder(s)>"}
+        last = json.loads(LAST_RHO100_GRID.read_text())
+        return {**last, "source": f"last measured ({LAST_RHO100_GRID.name})"}
+    speed = sweep_throughput(folders)
+    if speed is None:
+        given = ", ".join(map(str, folders))
+        raise RuntimeError(f"no finished run under {given}; pass a recipes_rho100 grid folder")
+    launcher = "unknown"
+    master = folders[0] / "multirun.yaml"
+    if master.is_file():  # the Hydra launcher and its parallelism, as the grid ran
+        node = OmegaConf.load(master).hydra.launcher
+        launcher = str(node.get("_target_", "unknown")).rsplit(".", 1)[-1]
+        launcher += f" n_jobs={node.n_jobs}" if "n_jobs" in node else ""
+    result = {
+        **speed,
+        "launcher": launcher,
+        "measured_at": time.strftime(
+            "%Y-%m-%d %H:%M UTC", time.gmtime(max(p.stat().st_mtime for p in folders))
+        ),
+        "cpu": detect_cpu().describe(),
+        "folders_given": [str(f) for f in folders],
+    }
+    LAST_RHO100_GRID.write_text(json.dumps(result, indent=2) + "\n")
+    return {**result, "source": "read from the given grid"}

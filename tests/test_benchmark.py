@@ -7,6 +7,7 @@ what it says, on small work, and produces its table and JSON.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -227,3 +228,32 @@ def test_sections_past_the_time_budget_are_skipped_and_say_so(
     assert results["trainer_ratio"] is None and results["runs_per_hour_tiny_grid"] is None
     table = capsys.readouterr().out
     assert "| trainer " in table and "| sweep " in table and "budget was spent" in table
+
+
+def test_rho100_grid_throughput_is_read_from_a_grid_and_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--rho100-sweep`` reads a finished grid's runs/hour; later runs report that measurement."""
+    monkeypatch.setattr(sections, "LAST_RHO100_GRID", tmp_path / "last.json")
+    assert "never measured" in sections.rho100_grid(None)["skipped"]
+    grid = tmp_path / "grid"
+    for num, (begin, end) in enumerate([(0.0, 300.0), (0.0, 320.0), (300.0, 600.0)]):
+        job = grid / str(num)
+        (job / ".hydra").mkdir(parents=True)
+        for name, stamp in ((".hydra/config.yaml", begin), ("metrics.json", end)):
+            (job / name).write_text("{}")
+            os.utime(job / name, (1e6 + stamp, 1e6 + stamp))
+    (grid / "multirun.yaml").write_text(
+        "hydra:\n  launcher:\n"
+        "    _target_: hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher\n"
+        "    n_jobs: 2\n"
+    )
+    measured = sections.rho100_grid([grid])
+    assert measured["runs"] == 3 and measured["runs_per_hour"] == pytest.approx(3 * 3600 / 600)
+    assert measured["launcher"] == "JoblibLauncher n_jobs=2"
+    assert measured["source"] == "read from the given grid"
+    kept = sections.rho100_grid(None)
+    assert kept["runs_per_hour"] == measured["runs_per_hour"] and kept["source"].startswith("last measured")
+    assert cpu.headline({"rho100_grid": kept})["runs_per_hour_rho100"] == kept["runs_per_hour"]
+    with pytest.raises(RuntimeError, match="no finished run under"):
+        sections.rho100_grid([tmp_path / "grid" / "0" / ".hydra"])

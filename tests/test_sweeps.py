@@ -20,6 +20,7 @@ from dicebert.reporting.dashboards import log_run_outputs
 from dicebert.sweeps.callback import GROUP_ENV, SweepCallback
 from dicebert.sweeps.load import load_sweep
 from dicebert.sweeps.stats import cell_table, paired_differences
+from dicebert.sweeps.throughput import sweep_throughput
 from dicebert.train import train
 from tests.helpers.cli import run_train
 
@@ -70,6 +71,28 @@ def test_the_sweep_writes_its_own_comparison(sweep_dir: Path) -> None:
     report = (sweep_dir / "report.md").read_text()
     assert "12 runs: 8 finished, 4 failed" in report
     assert report.count("DataError: data.imbalance_ratio must be >= 1") == 4
+    speed = sweep_throughput([sweep_dir])
+    assert speed is not None and speed["runs"] == 8  # the failed jobs are not throughput
+    assert 0 < speed["wall_s"] < 3600
+    assert speed["runs_per_hour"] == pytest.approx(8 * 3600 / speed["wall_s"], rel=0.01)
+    assert f"{speed['runs_per_hour']:.1f} runs/hour" in report
+
+
+def test_throughput_spans_each_folder_and_leaves_out_skipped_jobs(tmp_path: Path) -> None:
+    """Two folders run one after the other: their wall times add, the idle gap between them does not."""
+    for folder, start, jobs in (("a", 1000.0, [(0, 60), (10, 100)]), ("b", 5000.0, [(0, 50), (0, 20)])):
+        for num, (begin, end) in enumerate(jobs):
+            job = tmp_path / folder / str(num)
+            (job / ".hydra").mkdir(parents=True)
+            (job / ".hydra" / "config.yaml").write_text("{}")
+            (job / "metrics.json").write_text("{}")
+            os.utime(job / ".hydra" / "config.yaml", (start + begin, start + begin))
+            os.utime(job / "metrics.json", (start + end, start + end))
+    skipped = tmp_path / "b" / "1"
+    (skipped / "job_action.json").write_text(json.dumps({"action": "skipped"}))
+    speed = sweep_throughput([tmp_path / "a", tmp_path / "b"])
+    assert speed == {"runs": 3, "wall_s": 150.0, "runs_per_hour": 3 * 3600 / 150, "folders": 2}
+    assert sweep_throughput([tmp_path / "a" / "0"]) is None  # no finished job below it
 
 
 def test_aggregation_rows_and_n_per_cell(sweep_dir: Path) -> None:

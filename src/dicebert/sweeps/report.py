@@ -17,6 +17,7 @@ from dicebert.reporting.tables import fmt, markdown_table
 from dicebert.sweeps.load import MAIN_METRICS, RARE_METRICS, Sweep, load_sweep
 from dicebert.sweeps.plots import PLOTS, plot_confusion_grid, plot_macro_f1_vs_rho, plot_per_class_f1
 from dicebert.sweeps.stats import DIFF_METRICS, cell_table, identical_methods, paired_differences
+from dicebert.sweeps.throughput import sweep_throughput
 
 
 def _mean_std(rec: pd.Series, col: str, bold: bool = False) -> str:
@@ -67,6 +68,12 @@ def render_report(
         f"{counts.get('incomplete', 0)} incomplete, {counts.get('missing', 0)} missing "
         "(listed at the end; never dropped silently)."
     )
+    speed = sweep_throughput(sweep.folders)
+    if speed is not None:
+        out[-1] += (
+            f" Throughput: {speed['runs']} finished runs in {speed['wall_s'] / 60:.1f} min of wall time "
+            f"(first job start to last result, per folder) = {speed['runs_per_hour']:.1f} runs/hour."
+        )
     out += [
         "",
         f"Method = the swept `{method_name}`; cells are method × ρ; each value is the mean ± sample std "
