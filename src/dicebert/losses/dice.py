@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as dist_nn
 from torch import Tensor
 
 from dicebert.errors import ConfigError
@@ -69,7 +71,7 @@ class DiceLoss(ClassificationLoss):
     (``S ← m·S + (1 − m)·S_batch``, gradient through the batch part), so the ratio tracks the
     dataset-level Dice rather than one batch's. The running sums start at the first training
     batch's, are updated in training mode only, and are saved in checkpoints when the loss was
-    built with ``class_counts`` (as training does); under DDP each rank keeps its own.
+    built with ``class_counts`` (as training does); under DDP they are the global batch's on every rank.
     ``prior_tau`` = τ computes Dice on ``softmax(z + τ·log π)`` (π the class prior, as in
     ``logit_adjusted``): the training-time shift makes head classes pay a margin, predictions
     use the raw ``z``.
@@ -127,8 +129,15 @@ class DiceLoss(ClassificationLoss):
         return torch.stack([(probs * y).sum(dim=0), (probs**self.power).sum(dim=0), y.sum(dim=0)])
 
     def sums(self, probs: Tensor, targets: Tensor) -> Tensor:
-        """The sums the ratio uses: this batch's, or the running ones mixed with this batch's."""
+        """The sums the ratio uses: this batch's, or the running ones mixed with this batch's.
+
+        Under DDP the batch sums are summed over the ranks (a differentiable all-reduce), so the
+        ratio is the global batch's, as on one device; DDP's gradient averaging then gives exactly
+        the one-device gradient (each rank's backward carries W·∂L/∂S, averaged over W ranks).
+        """
         batch = self.batch_sums(probs, targets)
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            batch = dist_nn.all_reduce(batch)
         if self.ema is None:
             return batch
         if self.running is None or self.running.shape[1] != batch.shape[1]:
