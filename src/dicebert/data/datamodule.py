@@ -179,6 +179,7 @@ class TextClassificationDataModule(L.LightningDataModule):
             )
         else:
             self.summary["max_length"] = {"value": self.max_length, "auto": False}
+        assert isinstance(self.max_length, int)  # "auto" was resolved to a token count above
         for role, frame in tables.items():
             ids = tokenize(
                 frame["text"].tolist(), self.tokenizer, self.max_length, self.cache_dir, tokenizer_id
@@ -271,10 +272,10 @@ class TextClassificationDataModule(L.LightningDataModule):
         if self.imbalance_ratio is not None:
             train = make_long_tailed(train, self.imbalance_ratio, self.seed, self.class_order)
         tables["train"] = train
-        self.summary["duplicates"] = duplicate_summary(source, tables, given)  # type: ignore[arg-type]
+        self.summary["duplicates"] = duplicate_summary(source, tables, given)
         self.summary["dropped_rows"] = dropped
         self.summary["imbalance_ratio"] = self.imbalance_ratio
-        return tables  # type: ignore[return-value]
+        return tables
 
     def _load_raw(self) -> RawSplits:
         """The source's tables, from a parquet copy while the source's files are unchanged.
@@ -284,7 +285,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         """
         fingerprint = getattr(self.source, "fingerprint", None)
         key = fingerprint() if callable(fingerprint) and self.cache_dir is not None else None
-        if key is None:
+        if key is None or self.cache_dir is None:
             return self.source.load()
         paths = {
             role: Path(self.cache_dir) / f"source-{key}-{role}.parquet" for role in ("train", "val", "test")

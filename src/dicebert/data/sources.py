@@ -256,7 +256,7 @@ class HFDataset:
             dataset = datasets.load_dataset(self.path, **kwargs)
         except (FileNotFoundError, ConnectionError, ValueError) as err:
             raise DataError(f"could not load HF dataset {self.path!r}: {str(err).splitlines()[0]}") from None
-        tables = {}
+        tables: dict[str, pd.DataFrame | None] = {}
         for role, split in self.splits.items():
             if split is None:
                 tables[role] = None
