@@ -318,7 +318,6 @@ def rho100_grid(folders: list[Path] | None) -> dict[str, Any]:
             "%Y-%m-%d %H:%M UTC", time.gmtime(max(p.stat().st_mtime for p in folders))
         ),
         "cpu": detect_cpu().describe(),
-        "folders_given": [str(f) for f in folders],
     }
     LAST_RHO100_GRID.write_text(json.dumps(result, indent=2) + "\n")
     return {**result, "source": "read from the given grid"}
