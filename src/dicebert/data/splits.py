@@ -52,11 +52,7 @@ def group_stratified_split(
     keys = frame["text"].map(normalise_text).to_numpy()
     labels = frame["label"].astype(str).to_numpy()
     group_of = pd.factorize(keys)[0]
-    group_labels = (
-        pd.DataFrame({"group": group_of, "label": labels})
-        .groupby("group")["label"]
-        .agg(lambda s: s.value_counts().index[0])
-    )
+    group_labels = label_per_group(group_of, labels)
     counts = group_labels.value_counts()
     too_small = counts[counts < 2]
     if len(too_small):
@@ -80,6 +76,22 @@ def group_stratified_split(
     rest = frame.loc[~rows_in_split].reset_index(drop=True)
     split = frame.loc[rows_in_split].reset_index(drop=True)
     return rest, split
+
+
+def label_per_group(group_of: np.ndarray, labels: np.ndarray) -> pd.Series:
+    """Each group's label (index: group number): its most frequent one when the copies disagree.
+
+    Vectorised for the usual group whose copies agree; the per-group ``value_counts`` (about 0.5 ms
+    a group, over a second per split of BBC News) runs only for the few groups with mixed labels.
+    """
+    by_group = pd.DataFrame({"group": group_of, "label": labels}).groupby("group")["label"]
+    group_labels = by_group.first()
+    mixed = by_group.nunique() > 1
+    if mixed.any():
+        disagreeing = pd.DataFrame({"group": group_of, "label": labels})
+        disagreeing = disagreeing[mixed.to_numpy()[group_of]]
+        group_labels[mixed] = disagreeing.groupby("group")["label"].agg(lambda s: s.value_counts().index[0])
+    return group_labels
 
 
 def _top_up(
