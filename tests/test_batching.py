@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
+import lightning as L
 import pytest
 import torch
-from lightning.fabric.utilities.data import _set_sampler_epoch
 from omegaconf import DictConfig
 
 from dicebert.data import BBCNews, TextClassificationDataModule
@@ -51,13 +51,28 @@ def test_weighted_draws_keep_their_class_balance() -> None:
     assert 400 < grouped[1] < 600
 
 
+class _RecordBatches(L.LightningModule):
+    """A one-weight module that keeps the index batches Lightning feeds it, per epoch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.seen: dict[int, list[list[int]]] = {}
+
+    def training_step(self, batch: torch.Tensor, idx: int) -> torch.Tensor:
+        self.seen.setdefault(self.current_epoch, []).append(batch.tolist())
+        return (self.weight * batch.float().mean()).sum()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
 def test_epochs_are_seeded_and_lightning_drives_them() -> None:
     lengths = _lengths(300)
 
     def epoch_batches(epoch: int, seed: int = 0) -> list[list[int]]:
         sampler = LengthGroupedBatchSampler(EpochSeededSampler(300, seed), 8, lengths=lengths, seed=seed)
-        loader = torch.utils.data.DataLoader(range(300), batch_sampler=sampler)
-        _set_sampler_epoch(loader, epoch)  # what Lightning's fit loop calls before each epoch
+        sampler.set_epoch(epoch)
         return list(sampler)
 
     assert epoch_batches(2) == epoch_batches(2)
@@ -66,6 +81,17 @@ def test_epochs_are_seeded_and_lightning_drives_them() -> None:
     # without set_epoch, consecutive passes still differ and replay the seeded epochs
     sampler = LengthGroupedBatchSampler(EpochSeededSampler(300, 0), 8, lengths=lengths)
     assert [list(sampler), list(sampler)] == [epoch_batches(0), epoch_batches(1)]
+    # a real fit: Lightning sets each epoch on our batch sampler, so epoch e gets epoch e's batches
+    module = _RecordBatches()
+    batches = LengthGroupedBatchSampler(EpochSeededSampler(300, 0), 8, lengths=lengths)
+    list(batches)  # a pass before fit moves the counter on: only Lightning's set_epoch(0) resets it
+    loader = torch.utils.data.DataLoader(torch.arange(300), batch_sampler=batches)
+    trainer = L.Trainer(
+        max_epochs=3, accelerator="cpu", logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False,
+    )  # fmt: skip
+    trainer.fit(module, loader)
+    assert [module.seen[e] for e in range(3)] == [epoch_batches(e) for e in range(3)]
 
 
 def test_drop_last_and_len() -> None:

@@ -394,15 +394,47 @@ def test_ddp_cpu_two_processes_one_run_folder(tmp_path: Path) -> None:
     )
     ranks = [json.loads((record / f"rank{r}.json").read_text()) for r in (0, 1)]
     for rank in ranks:  # each rank drew its shard of the same class-rebalanced stream
-        assert rank == {
-            **rank,
-            "sampler": "DistributedSamplerWrapper",
-            "inner": "EpochSeededSampler",
-            "weighted": True,
-            "world_size": 2,
-        }
+        expected = {"batch_sampler": "BatchSampler", "sampler": "DistributedSamplerWrapper", "world_size": 2}
+        assert rank == {**rank, **expected}
     drawn = sum((torch.tensor([r["labels"].get(str(c), 0) for c in range(5)]) for r in ranks), torch.zeros(5))
     assert (drawn / drawn.sum()).max() < 0.35  # inverse sampling: ~0.2 each, though the head has 5x the tail
     a = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     b = json.loads((tmp_path / "single" / "metrics.json").read_text())
     assert a["test/macro_f1"] == pytest.approx(b["test/macro_f1"], abs=0.15)
+
+
+def test_ddp_cpu_group_by_length_gives_each_rank_a_grouped_shard(tmp_path: Path) -> None:
+    """Lightning re-creates our batch sampler around its distributed sampler: check it really does."""
+    common = [
+        "debug=fast",
+        "trainer=ddp_cpu",
+        "data.source.text_field=title",  # headlines: lengths vary, so grouping shows in the padding
+        "data.limit_per_class=30",
+        "data.imbalance_ratio=null",
+        "data.batch_size=4",
+        "callbacks=none",
+    ]
+    shares = {}
+    for grouped in (True, False):
+        name = "grouped" if grouped else "plain"
+        record = tmp_path / f"ranks_{name}"
+        run = _run(
+            [
+                *common,
+                f"data.group_by_length={str(grouped).lower()}",
+                f"hydra.run.dir={tmp_path}/{name}",
+                "+callbacks.rec._target_=tests.helpers.callbacks.RecordSampler",
+                f"+callbacks.rec.out_dir={record}",
+            ],
+            tmp_path / "cache",
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        summary = json.loads((tmp_path / name / "data_summary.json").read_text())
+        n_train = sum(summary["class_counts"]["train"].values())
+        ranks = [json.loads((record / f"rank{r}.json").read_text()) for r in (0, 1)]
+        for rank in ranks:  # a shard each: half the epoch (DistributedSampler pads to an even count)
+            assert rank["world_size"] == 2 and rank["epoch0_examples"] == math.ceil(n_train / 2)
+            assert rank["sampler"].startswith("DistributedSampler")  # Lightning's shard of the draws
+            assert rank["batch_sampler"] == ("LengthGroupedBatchSampler" if grouped else "BatchSampler")
+        shares[name] = sum(r["epoch0_real_token_share"] for r in ranks) / 2
+    assert shares["grouped"] > shares["plain"] + 0.1, shares  # grouped batches pad much less

@@ -26,26 +26,39 @@ class KillAtStep(L.Callback):
 
 
 class RecordSampler(L.Callback):
-    """Write, per rank, which sampler fed training and the class shares it drew (outside the run folder)."""
+    """Write, per rank, what fed training (public DataLoader attributes only) and what it drew.
+
+    Recorded: the loader's batch sampler and sampler classes, the class counts drawn over the
+    whole fit and in epoch 0 alone, and the share of real (unpadded) tokens in epoch 0.
+    """
 
     def __init__(self, out_dir: str) -> None:
         self.out_dir = Path(out_dir)
         self.labels: Counter[int] = Counter()
+        self.epoch0_examples = 0
+        self.epoch0_tokens = [0, 0]  # real, padded-to
 
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, idx: int
     ) -> None:
         self.labels.update(batch["labels"].tolist())
+        if trainer.current_epoch == 0:
+            self.epoch0_examples += len(batch["labels"])
+            self.epoch0_tokens[0] += int(batch["attention_mask"].sum())
+            self.epoch0_tokens[1] += batch["attention_mask"].numel()
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        sampler = trainer.train_dataloader.sampler
-        inner = getattr(getattr(sampler, "dataset", None), "_sampler", None)
+        loader = trainer.train_dataloader
+        batches = loader.batch_sampler
+        grouped = batches is not None and type(batches).__name__ != "BatchSampler"
+        sampler = batches.sampler if grouped else loader.sampler
         self.out_dir.mkdir(parents=True, exist_ok=True)
         record = {
+            "batch_sampler": type(batches).__name__,
             "sampler": type(sampler).__name__,
-            "inner": type(inner).__name__ if inner is not None else None,
-            "weighted": getattr(inner, "weights", None) is not None,
             "labels": dict(self.labels),
+            "epoch0_examples": self.epoch0_examples,
+            "epoch0_real_token_share": self.epoch0_tokens[0] / max(self.epoch0_tokens[1], 1),
             "world_size": trainer.world_size,
         }
         (self.out_dir / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
