@@ -73,6 +73,7 @@ def headline(r: dict[str, Any]) -> dict[str, Any]:
         "bf16_speedup": precision.get("skipped", precision.get("bf16_speedup")),
         "peak_rss_mb": get("startup", "peak_rss_mb"),
         "fixed_cost_s": get("startup", "phases") and r["startup"]["phases"]["outside_loops_s"],
+        "fixed_cost_imports_s": get("startup", "breakdown") and r["startup"]["breakdown"]["imports_s"],
         "padding_speedup": get("padding", "padding_speedup"),
     }
 
@@ -171,6 +172,17 @@ def format_table(r: dict[str, Any]) -> str:
                 _fmt(ph["outside_loops_s"], 1),
             )
         )
+        if "breakdown" in st:
+            b = st["breakdown"]
+            rows.append(
+                (
+                    "",
+                    "of it: imports / W&B logger; without W&B (logger=csv)",
+                    "",
+                    f"{b['imports_s']:.1f} / {b['wandb_s']:.1f}",
+                    _fmt(b["outside_loops_csv_only_s"], 1),
+                )
+            )
         rows.append(("memory", "peak RSS of the default run, MiB", "", _fmt(st["peak_rss_mb"], 0), ""))
     if "sweep" in r:
         w = r["sweep"]

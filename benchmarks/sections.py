@@ -235,10 +235,31 @@ def measure_startup(s: Settings) -> dict[str, Any]:
 
     Every batch of the default data is equally wide, so the peak (weights, AdamW state, the
     largest activations, checkpointing) is reached in the first steps; more epochs add time, not memory.
+    Where the fixed cost goes: the imports alone (``import dicebert.train`` in a fresh interpreter,
+    less a bare interpreter's start) and W&B's share (the same run with ``logger=csv``, side by side).
     """
     n = s.memory_batches
     limits = [f"trainer.limit_{stage}_batches={n}" for stage in ("train", "val", "test")]
-    return run_train(s, [*limits, "trainer.max_epochs=1", *s.run_overrides()], _env(s))
+    overrides = [*limits, "trainer.max_epochs=1", *s.run_overrides()]
+    result = run_train(s, overrides, _env(s))
+    csv_only = run_train(s, [*overrides, "logger=csv"], _env(s))
+    bare, imports = (_interpreter_seconds(s, code) for code in ("pass", "import dicebert.train"))
+    result["breakdown"] = {
+        "imports_s": imports - bare,
+        "wandb_s": result["phases"]["outside_loops_s"] - csv_only["phases"]["outside_loops_s"],
+        "outside_loops_csv_only_s": csv_only["phases"]["outside_loops_s"],
+    }
+    return result
+
+
+def _interpreter_seconds(s: Settings, code: str) -> float:
+    """Wall seconds of ``python -c code`` in a fresh interpreter (the fastest of two: imports are cached)."""
+    times = []
+    for _ in range(2):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], env=_env(s), cwd=s.work_dir, check=True, timeout=300)
+        times.append(time.perf_counter() - started)
+    return min(times)
 
 
 def measure_sweep(s: Settings) -> dict[str, Any]:

@@ -130,6 +130,11 @@ def test_benchmark_smoke_produces_its_table_and_json(
     startup = results["startup"]
     assert 0 < startup["phases"]["train_loop_s"] < startup["seconds"]  # the phase clock ran in the child
     assert startup["test_macro_f1"] is not None  # a real run: it wrote metrics.json
+    breakdown = startup["breakdown"]  # where the fixed cost goes, measured beside it
+    assert 0 < breakdown["imports_s"] < startup["phases"]["outside_loops_s"]
+    assert breakdown["outside_loops_csv_only_s"] > 0
+    assert results["fixed_cost_imports_s"] == breakdown["imports_s"]
+    assert "of it: imports / W&B logger" in table
     padding = results["padding"]  # measured, not assumed: padding to max_length wastes the most
     assert padding["fixed_real_token_fraction"] < padding["dynamic_real_token_fraction"]
     assert padding["dynamic_real_token_fraction"] <= padding["grouped_real_token_fraction"]
