@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as dist_nn
 from torch import Tensor, nn
 
 from dicebert.errors import ConfigError
@@ -161,6 +163,18 @@ def log_probs_and_complements(logits: Tensor) -> tuple[Tensor, Tensor]:
 def one_hot(targets: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
     """``[N, C]`` one-hot targets in the loss's compute dtype."""
     return nn.functional.one_hot(targets.long(), num_classes).to(dtype)
+
+
+def global_batch_sums(sums: Tensor) -> Tensor:
+    """Per-class batch sums of a batch-level loss, summed over the DDP ranks (the global batch's).
+
+    The all-reduce is differentiable, so each rank's backward carries the global ratio's gradient
+    with respect to its own examples, times the world size; DDP's gradient averaging then gives
+    exactly the one-device gradient. Without it every rank would optimise its own half-batch's Dice.
+    """
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return dist_nn.all_reduce(sums)
+    return sums
 
 
 WEIGHTINGS = ("inverse", "sqrt", "effective_number")

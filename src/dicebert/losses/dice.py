@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.distributed as dist
-import torch.distributed.nn.functional as dist_nn
 from torch import Tensor
 
 from dicebert.errors import ConfigError
 from dicebert.losses import register
-from dicebert.losses.base import ClassificationLoss, one_hot
+from dicebert.losses.base import ClassificationLoss, global_batch_sums, one_hot
 
 
 @register("seed_dice")
@@ -35,9 +33,10 @@ class SeedDiceLoss(ClassificationLoss):
     def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
         probs = self.probabilities(logits)
         y = one_hot(targets, logits.shape[1], probs.dtype)
-        numerator = 2.0 * (probs * y).sum(dim=0)
-        denominator = (probs**2).sum(dim=0) + (y**2).sum(dim=0) + self.eps
-        return -(numerator / denominator).mean()
+        both, predicted, actual = global_batch_sums(
+            torch.stack([(probs * y).sum(dim=0), (probs**2).sum(dim=0), (y**2).sum(dim=0)])
+        )
+        return -(2.0 * both / (predicted + actual + self.eps)).mean()
 
 
 ABSENT = ("smooth", "mask")
@@ -131,13 +130,9 @@ class DiceLoss(ClassificationLoss):
     def sums(self, probs: Tensor, targets: Tensor) -> Tensor:
         """The sums the ratio uses: this batch's, or the running ones mixed with this batch's.
 
-        Under DDP the batch sums are summed over the ranks (a differentiable all-reduce), so the
-        ratio is the global batch's, as on one device; DDP's gradient averaging then gives exactly
-        the one-device gradient (each rank's backward carries W·∂L/∂S, averaged over W ranks).
+        Under DDP the batch sums are the global batch's (:func:`~dicebert.losses.base.global_batch_sums`).
         """
-        batch = self.batch_sums(probs, targets)
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            batch = dist_nn.all_reduce(batch)
+        batch = global_batch_sums(self.batch_sums(probs, targets))
         if self.ema is None:
             return batch
         if self.running is None or self.running.shape[1] != batch.shape[1]:
@@ -243,11 +238,12 @@ class TverskyLoss(ClassificationLoss):
     def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
         probs = torch.softmax(logits, dim=1)
         y = one_hot(targets, probs.shape[1], probs.dtype)
-        tp = (probs * y).sum(dim=0)
-        fp = probs.sum(dim=0) - tp
-        fn = y.sum(dim=0) - tp
+        tp, predicted, actual = global_batch_sums(
+            torch.stack([(probs * y).sum(dim=0), probs.sum(dim=0), y.sum(dim=0)])
+        )
+        fp, fn = predicted - tp, actual - tp
         index = (tp + self.smooth) / (tp + self.alpha * fp + self.beta * fn + self.smooth)
-        present = y.sum(dim=0) > 0 if self.absent == "mask" else None
+        present = actual > 0 if self.absent == "mask" else None
         return 1.0 - _class_mean(index, present, None)
 
 
@@ -278,10 +274,12 @@ class GeneralizedDiceLoss(ClassificationLoss):
     def compute(self, logits: Tensor, targets: Tensor) -> Tensor:
         probs = torch.softmax(logits, dim=1)
         y = one_hot(targets, probs.shape[1], probs.dtype)
-        support = y.sum(dim=0)
+        both, predicted, support = global_batch_sums(
+            torch.stack([(probs * y).sum(dim=0), probs.sum(dim=0), y.sum(dim=0)])
+        )
         present = support > 0
         weight = torch.where(present, 1.0 / support.clamp_min(1.0) ** 2, torch.zeros_like(support))
         weight = torch.where(present, weight, weight.max())
-        intersection = (weight * (probs * y).sum(dim=0)).sum()
-        total = (weight * (probs.sum(dim=0) + support)).sum()
+        intersection = (weight * both).sum()
+        total = (weight * (predicted + support)).sum()
         return 1.0 - (2.0 * intersection + self.smooth_nr) / (total + self.smooth_dr)
