@@ -74,3 +74,13 @@ def phases(started: float, ended: float, stamps: dict[str, float]) -> dict[str, 
     out["total_s"] = ended - started
     out["outside_loops_s"] = out["total_s"] - out.get("train_loop_s", 0.0) - out.get("test_loop_s", 0.0)
     return out
+
+
+def between_runs(first: dict[str, float], second: dict[str, float]) -> float:
+    """Seconds outside the loops per run when two runs share a process (a sweep's jobs).
+
+    From the first run's last test batch to the second run's first training step (the first run's
+    outputs, Hydra's next job, the second run's data, model and logger), plus the second run's
+    pause between training and testing: what each further job of a sweep pays, imports excluded.
+    """
+    return (second["first_step"] - first["test_end"]) + (second["test_start"] - second["train_end"])

@@ -23,15 +23,8 @@ import torch
 
 from benchmarks.common import OneLineParser, build, load_average, machine, peak_rss_mb, silence
 from benchmarks.hf_trainer import compare
-from benchmarks.sections import (
-    Settings,
-    default_run,
-    measure_padding,
-    measure_precision,
-    measure_startup,
-    measure_sweep,
-    rho100_grid,
-)
+from benchmarks.runs import default_run, measure_startup, measure_sweep, rho100_grid
+from benchmarks.sections import Settings, measure_padding, measure_precision
 
 #: The costliest section (bf16: seeds x epochs x 2 precisions) runs last, so the others fit the budget.
 SECTIONS = ("trainer", "padding", "startup", "sweep", "precision", "default_run", "rho100_grid")
@@ -74,6 +67,7 @@ def headline(r: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mb": get("startup", "peak_rss_mb"),
         "fixed_cost_s": get("startup", "phases") and r["startup"]["phases"]["outside_loops_s"],
         "fixed_cost_imports_s": get("startup", "breakdown") and r["startup"]["breakdown"]["imports_s"],
+        "fixed_cost_in_sweep_s": get("startup", "breakdown") and r["startup"]["breakdown"]["in_sweep_s"],
         "padding_speedup": get("padding", "padding_speedup"),
     }
 
@@ -181,6 +175,15 @@ def format_table(r: dict[str, Any]) -> str:
                     "",
                     f"{b['imports_s']:.1f} / {b['wandb_s']:.1f}",
                     _fmt(b["outside_loops_csv_only_s"], 1),
+                )
+            )
+            rows.append(
+                (
+                    "",
+                    "per further job of a sweep (one process, imports shared)",
+                    "",
+                    "",
+                    _fmt(b["in_sweep_s"], 1),
                 )
             )
         rows.append(("memory", "peak RSS of the default run, MiB", "", _fmt(st["peak_rss_mb"], 0), ""))

@@ -18,7 +18,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # benchmarks/ is a top-level folder of the checkout, not installed
 
-from benchmarks import common, cpu, gpu, sections  # noqa: E402
+from benchmarks import common, cpu, gpu, runs, sections  # noqa: E402
 from benchmarks.clock import phases  # noqa: E402
 from benchmarks.hf_trainer import NetWithLoss, compare  # noqa: E402
 from dicebert.hardware import CpuFeatures  # noqa: E402
@@ -134,6 +134,9 @@ def test_benchmark_smoke_produces_its_table_and_json(
     assert 0 < breakdown["imports_s"] < startup["phases"]["outside_loops_s"]
     assert breakdown["outside_loops_csv_only_s"] > 0
     assert results["fixed_cost_imports_s"] == breakdown["imports_s"]
+    assert (
+        0 < results["fixed_cost_in_sweep_s"] == breakdown["in_sweep_s"] < startup["phases"]["outside_loops_s"]
+    )
     assert "of it: imports / W&B logger" in table
     padding = results["padding"]  # measured, not assumed: padding to max_length wastes the most
     assert padding["fixed_real_token_fraction"] < padding["dynamic_real_token_fraction"]
@@ -142,7 +145,7 @@ def test_benchmark_smoke_produces_its_table_and_json(
 
 @pytest.mark.slow
 def test_sweep_section_runs_both_launchers(tmp_path: Path) -> None:
-    result = sections.measure_sweep(sections.Settings.small(tmp_path))
+    result = runs.measure_sweep(sections.Settings.small(tmp_path))
     assert result["runs"] == 2 and result["basic_runs_per_hour"] > 0 and result["parallel_runs_per_hour"] > 0
 
 
@@ -239,8 +242,8 @@ def test_rho100_grid_throughput_is_read_from_a_grid_and_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``--rho100-sweep`` reads a finished grid's runs/hour; later runs report that measurement."""
-    monkeypatch.setattr(sections, "LAST_RHO100_GRID", tmp_path / "last.json")
-    assert "never measured" in sections.rho100_grid(None)["skipped"]
+    monkeypatch.setattr(runs, "LAST_RHO100_GRID", tmp_path / "last.json")
+    assert "never measured" in runs.rho100_grid(None)["skipped"]
     grid = tmp_path / "grid"
     for num, (begin, end) in enumerate([(0.0, 300.0), (0.0, 320.0), (300.0, 600.0)]):
         job = grid / str(num)
@@ -253,12 +256,12 @@ def test_rho100_grid_throughput_is_read_from_a_grid_and_kept(
         "    _target_: hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher\n"
         "    n_jobs: 2\n"
     )
-    measured = sections.rho100_grid([grid])
+    measured = runs.rho100_grid([grid])
     assert measured["runs"] == 3 and measured["runs_per_hour"] == pytest.approx(3 * 3600 / 600)
     assert measured["launcher"] == "JoblibLauncher n_jobs=2"
     assert measured["source"] == "read from the given grid"
-    kept = sections.rho100_grid(None)
+    kept = runs.rho100_grid(None)
     assert kept["runs_per_hour"] == measured["runs_per_hour"] and kept["source"].startswith("last measured")
     assert cpu.headline({"rho100_grid": kept})["runs_per_hour_rho100"] == kept["runs_per_hour"]
     with pytest.raises(RuntimeError, match="no finished run under"):
-        sections.rho100_grid([tmp_path / "grid" / "0" / ".hydra"])
+        runs.rho100_grid([tmp_path / "grid" / "0" / ".hydra"])
