@@ -201,3 +201,23 @@ def test_cli_bad_loss_is_one_clear_line(tmp_path: Path) -> None:
     assert last.startswith("error: ") and "unknown loss 'nope'" in last and "dice, dice_ce" in last
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_deferred_reweighting_trains_past_where_early_stopping_would_stop(make_cfg, tmp_path: Path) -> None:
+    """DRW switches the weights on late; early stopping must not end the run first (it made DRW = CE)."""
+    never_improves = [  # after the first validation nothing counts as better: stop after the second
+        "trainer.max_epochs=-1",
+        "trainer.max_steps=30",
+        "+callbacks.early_stopping.min_delta=1.0",
+        "callbacks.early_stopping.patience=1",
+        "loss=weighted_ce",
+    ]
+
+    def steps(*extra: str, name: str) -> int:
+        train(make_cfg(*never_improves, *extra, output_dir=tmp_path / name))
+        last = tmp_path / name / "checkpoints" / "last.ckpt"
+        return int(torch.load(last, map_location="cpu", weights_only=False)["global_step"])
+
+    stopped = steps(name="plain")
+    assert stopped < 30  # early stopping works for a loss without DRW
+    assert steps("loss.drw_start=0.75", name="drw") == 30  # the whole budget: the weights had their 25 %

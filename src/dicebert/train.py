@@ -24,7 +24,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -59,6 +59,23 @@ log = logging.getLogger("dicebert")
 
 #: The metric a sweep optimises when ``optimized_metric`` is not set (what the checkpoint monitors).
 DEFAULT_OPTIMIZED_METRIC = "val/best_macro_f1"
+
+
+def hold_early_stopping(loss: Any, trainer_cfg: DictConfig, callbacks: list[Any]) -> dict[str, int]:
+    """Trainer minimums that keep early stopping from ending a deferred re-weighting run early.
+
+    DRW (``loss.drw_start``) is defined over the whole schedule: the weights switch on late, e.g.
+    at 75 % of the steps. Early stopping on val macro-F1 ended such runs before that point (on
+    BBC at ρ = 100, `weighted_ce_drw` gave exactly `ce`'s numbers), so with DRW the run trains
+    its whole budget; the checkpoint callback still tests the best validated weights.
+    """
+    if getattr(loss, "drw_start", None) is None or not any(isinstance(c, EarlyStopping) for c in callbacks):
+        return {}
+    max_steps, max_epochs = int(trainer_cfg.get("max_steps") or -1), int(trainer_cfg.get("max_epochs") or -1)
+    held = {"min_steps": max_steps} if max_steps > 0 else {"min_epochs": max_epochs} if max_epochs > 0 else {}
+    if held:
+        log.info("loss.drw_start=%s: early stopping held off until %s", loss.drw_start, held)
+    return held
 
 
 def resolve_ckpt_path(cfg: DictConfig) -> str | None:
@@ -114,7 +131,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # Checkpointing follows the callbacks group: callbacks=none must not get Lightning's default one.
     checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
     trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, enable_checkpointing=checkpointing
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        enable_checkpointing=checkpointing,
+        **hold_early_stopping(loss, cfg.trainer, callbacks),
     )
     hparams = {
         str(key): OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
