@@ -221,3 +221,25 @@ def test_deferred_reweighting_trains_past_where_early_stopping_would_stop(make_c
     stopped = steps(name="plain")
     assert stopped < 30  # early stopping works for a loss without DRW
     assert steps("loss.drw_start=0.75", name="drw") == 30  # the whole budget: the weights had their 25 %
+
+
+def test_deferred_reweighting_tests_weights_of_the_reweighted_phase(make_cfg, tmp_path: Path) -> None:
+    """Best-on-validation must choose among validations after the weights switch on.
+
+    With lr 0 every validation scores the same, so selection over the whole run keeps epoch 0 (a
+    tie is no improvement): the unweighted model, i.e. plain CE (weighted_ce_drw = ce before).
+    """
+    record = train(
+        make_cfg(
+            "loss=weighted_ce",
+            "loss.drw_start=2",
+            "trainer.max_epochs=4",
+            "model.optimizer.lr=0.0",
+            "callbacks.early_stopping.patience=10",
+        )
+    )
+    best = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("best-*.ckpt"))
+    assert best == ["best-epoch02.ckpt"]  # the first re-weighted validation; the stale best is gone
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert {"restarted": True} in state["callbacks"].values()  # a resumed run does not restart again
+    assert math.isfinite(record["val/best_macro_f1"])

@@ -24,7 +24,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -39,6 +39,7 @@ from dicebert.config import (
     print_config_tree,
 )
 from dicebert.data.sampling import effective_class_counts
+from dicebert.drw import SelectAfterReweighting, hold_early_stopping
 from dicebert.errors import CheckpointMismatchError, DicebertError, one_line
 from dicebert.hardware import checked_precision, detect_cpu
 from dicebert.posthoc import LOGITS_FILE, posthoc_metrics, save_logits
@@ -59,23 +60,6 @@ log = logging.getLogger("dicebert")
 
 #: The metric a sweep optimises when ``optimized_metric`` is not set (what the checkpoint monitors).
 DEFAULT_OPTIMIZED_METRIC = "val/best_macro_f1"
-
-
-def hold_early_stopping(loss: Any, trainer_cfg: DictConfig, callbacks: list[Any]) -> dict[str, int]:
-    """Trainer minimums that keep early stopping from ending a deferred re-weighting run early.
-
-    DRW (``loss.drw_start``) is defined over the whole schedule: the weights switch on late, e.g.
-    at 75 % of the steps. Early stopping on val macro-F1 ended such runs before that point (on
-    BBC at ρ = 100, `weighted_ce_drw` gave exactly `ce`'s numbers), so with DRW the run trains
-    its whole budget; the checkpoint callback still tests the best validated weights.
-    """
-    if getattr(loss, "drw_start", None) is None or not any(isinstance(c, EarlyStopping) for c in callbacks):
-        return {}
-    max_steps, max_epochs = int(trainer_cfg.get("max_steps") or -1), int(trainer_cfg.get("max_epochs") or -1)
-    held = {"min_steps": max_steps} if max_steps > 0 else {"min_epochs": max_epochs} if max_epochs > 0 else {}
-    if held:
-        log.info("loss.drw_start=%s: early stopping held off until %s", loss.drw_start, held)
-    return held
 
 
 def resolve_ckpt_path(cfg: DictConfig) -> str | None:
@@ -127,6 +111,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     module = instantiate(cfg.model, loss=loss, class_names=datamodule.class_names)
     history, test_logits, signal = ValMacroF1History(), TestLogitsRecorder(), ClassSignalMonitor()
     callbacks = [*instantiate_group(cfg.get("callbacks")), history, test_logits, signal]
+    if getattr(loss, "drw_start", None) is not None:  # test weights of the re-weighted phase
+        callbacks.append(SelectAfterReweighting(loss))
     loggers = instantiate_group(cfg.get("logger"))
     # Checkpointing follows the callbacks group: callbacks=none must not get Lightning's default one.
     checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
