@@ -69,7 +69,7 @@ def test_bf16_on_a_cpu_without_it_is_refused_in_one_line(text: str, monkeypatch:
     with pytest.raises(ConfigError) as refused:
         checked_precision("bf16-mixed", "cpu", fake_cpu(text))
     message = str(refused.value)
-    assert "\n" not in message and "trainer=default" in message and "20x slower" in message
+    assert "\n" not in message and "trainer.precision=32-true" in message and "20x slower" in message
     monkeypatch.setenv(hardware.ALLOW_SLOW_BF16, "1")  # the escape hatch, e.g. to measure it
     assert checked_precision("bf16-mixed", "cpu", fake_cpu(text)) == "bf16-mixed"
 
@@ -93,12 +93,39 @@ def _trainer_precision(choice: str) -> str:
     return instantiate(cfg.trainer.precision)
 
 
+@pytest.mark.parametrize("trainer", ["default", "ddp_cpu"])
 @pytest.mark.parametrize(("text", "expected"), [(SAPPHIRE_RAPIDS, "bf16-mixed"), (ICE_LAKE, "32-true")])
-def test_trainer_cpu_auto_composes_to_the_detected_precision(
-    text: str, expected: str, monkeypatch: pytest.MonkeyPatch
+def test_default_trainer_is_bf16_only_where_the_cpu_has_it(
+    trainer: str, text: str, expected: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(hardware, "detect_cpu", lambda: fake_cpu(text))
-    assert _trainer_precision("cpu_auto") == expected
+    assert _trainer_precision(trainer) == expected
+
+
+@pytest.mark.parametrize(("bf16_gpu", "expected"), [(True, "bf16-mixed"), (False, "32-true")])
+def test_gpu_trainers_use_bf16_where_the_gpu_supports_it(
+    bf16_gpu: bool, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_gpu)
+    assert _trainer_precision("gpu") == expected
+    assert _trainer_precision("ddp") == expected
+
+
+def test_resolve_precision_makes_the_choice_one_checked_string(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(hardware.ALLOW_SLOW_BF16, raising=False)
+    monkeypatch.setattr(hardware, "detect_cpu", lambda: fake_cpu(AVX2_ONLY))
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        default = compose("train").trainer
+        typed = compose("train", overrides=["trainer.precision=bf16-mixed"]).trainer
+        forced = compose("train", overrides=["trainer.precision=32-true"]).trainer
+    assert hardware.resolve_precision(default) == "32-true"
+    assert hardware.resolve_precision(forced) == "32-true"
+    with pytest.raises(ConfigError, match=r"trainer\.precision=32-true"):
+        hardware.resolve_precision(typed)
+    monkeypatch.setattr(hardware, "detect_cpu", lambda: fake_cpu(SAPPHIRE_RAPIDS))
+    assert hardware.resolve_precision(default) == "bf16-mixed"
+    assert hardware.resolve_precision(forced) == "32-true"  # a typed choice wins over detection
 
 
 def test_trainer_cpu_bf16_refuses_a_cpu_without_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -111,13 +138,13 @@ def test_trainer_cpu_bf16_refuses_a_cpu_without_native_bf16(monkeypatch: pytest.
     cause: BaseException | None = refused.value
     while cause is not None and not isinstance(cause, ConfigError):
         cause = cause.__cause__
-    assert isinstance(cause, ConfigError) and "trainer=default" in str(cause)
+    assert isinstance(cause, ConfigError) and "trainer.precision=32-true" in str(cause)
 
 
 def test_a_plain_bf16_precision_override_is_refused_before_any_data_is_read(
     make_cfg, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`trainer.precision=bf16-mixed` over trainer=default on an AVX2-only CPU: one line naming the fix."""
+    """`trainer.precision=bf16-mixed` on an AVX2-only CPU: one line naming the fix."""
     import dicebert.hardware
     import dicebert.train
     from dicebert.errors import ConfigError
@@ -127,5 +154,5 @@ def test_a_plain_bf16_precision_override_is_refused_before_any_data_is_read(
     monkeypatch.setattr(dicebert.hardware, "detect_cpu", lambda *a, **k: avx2)
     monkeypatch.setattr(dicebert.train, "detect_cpu", lambda *a, **k: avx2)
     monkeypatch.setattr(dicebert.train, "instantiate", lambda *a, **k: pytest.fail("data read first"))
-    with pytest.raises(ConfigError, match="trainer=default"):
+    with pytest.raises(ConfigError, match=r"trainer\.precision=32-true"):
         dicebert.train.train(make_cfg("trainer.precision=bf16-mixed"))

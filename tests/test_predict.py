@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from conftest import FAST  # tests/ is on sys.path (pytest's prepend import mode)
 
+from dicebert import hardware
+from dicebert.hardware import ALLOW_SLOW_BF16, CpuFeatures
 from dicebert.predict import PredictConfig, PredictError, main, parse_options, predict
 from dicebert.train import train
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def finished_run(out: Path, *overrides: str) -> Path:
     """One finished run with checkpoints (tiny model, two epochs), its config saved as Hydra does."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -25,14 +28,14 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from dicebert.train import config_dir
 
-    out = tmp_path_factory.mktemp("predict") / "run"
     with pytest.MonkeyPatch.context() as env:
         env.setenv("DICEBERT_CACHE", str(out.parent / "cache"))
         env.setenv("HF_HUB_OFFLINE", "1")
+        env.setenv(ALLOW_SLOW_BF16, "1")  # the tiny model is cheap in bf16 even where it is emulated
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-            overrides = [*FAST, "loss=ce", "trainer.max_epochs=2", "data.imbalance_ratio=1"]
-            cfg = compose("train", overrides=overrides, return_hydra_config=True)
+            base = [*FAST, "loss=ce", "trainer.max_epochs=2", "data.imbalance_ratio=1"]
+            cfg = compose("train", overrides=[*base, *overrides], return_hydra_config=True)
         with open_dict(cfg):
             cfg.paths.output_dir = str(out)
             cfg.hydra.runtime.output_dir = str(out)
@@ -44,6 +47,18 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run at the default precision (bf16 or float32, whichever this CPU runs natively)."""
+    return finished_run(tmp_path_factory.mktemp("predict") / "run")
+
+
+@pytest.fixture(scope="module")
+def bf16_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same run in bf16-mixed on any CPU."""
+    return finished_run(tmp_path_factory.mktemp("predict_bf16") / "run", "trainer.precision=bf16-mixed")
+
+
 def best_ckpt(run: Path) -> Path:
     (ckpt,) = (run / "checkpoints").glob("best-*.ckpt")
     return ckpt
@@ -53,7 +68,7 @@ def test_predicting_the_test_split_reproduces_the_run(trained_run: Path) -> None
     output, metrics = predict(PredictConfig(ckpt_path=str(best_ckpt(trained_run)), input="test"))
     assert output == trained_run / "predictions_test.csv"
     recorded = json.loads((trained_run / "metrics.json").read_text())
-    for key in ["test/macro_f1", "test/accuracy", "test/balanced_accuracy", "test/ece"]:
+    for key in TEST_KEYS:
         assert metrics[key] == pytest.approx(recorded[key], abs=1e-6), key
     table = pd.read_csv(output)
     names = list(json.loads((trained_run / "label_map.json").read_text()).values())
@@ -63,6 +78,46 @@ def test_predicting_the_test_split_reproduces_the_run(trained_run: Path) -> None
     assert (table["prediction"] == probs.idxmax(axis=1).str[len("prob_") :]).all()
     saved = json.loads((trained_run / "predictions_test.metrics.json").read_text())
     assert saved["test/macro_f1"] == pytest.approx(recorded["test/macro_f1"], abs=1e-6)
+
+
+TEST_KEYS = ["test/macro_f1", "test/accuracy", "test/balanced_accuracy", "test/ece"]
+
+
+def test_a_bf16_run_is_predicted_in_bf16_and_reproduces_its_test(
+    bf16_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checkpoint says the run tested in bf16-mixed; prediction uses it (float32 would not match)."""
+    assert torch.load(best_ckpt(bf16_run), weights_only=True)["precision"] == "bf16-mixed"
+    native = CpuFeatures("test CPU", frozenset({"avx512_bf16"}), "AVX512")
+    monkeypatch.setattr(hardware, "detect_cpu", lambda: native)
+    recorded = json.loads((bf16_run / "metrics.json").read_text())
+    _, metrics = predict(PredictConfig(ckpt_path=str(best_ckpt(bf16_run)), input="test"))
+    assert metrics is not None
+    for key in TEST_KEYS:
+        assert metrics[key] == pytest.approx(recorded[key], abs=1e-6), key
+    _, fp32 = predict(
+        PredictConfig(
+            ckpt_path=str(best_ckpt(bf16_run)),
+            input="test",
+            precision="32-true",
+            output=str(tmp_path / "p.csv"),
+        )
+    )
+    assert fp32 is not None and abs(fp32["test/ece"] - recorded["test/ece"]) > 1e-6  # precision matters
+
+
+def test_a_bf16_run_on_a_cpu_without_bf16_is_predicted_in_float32(
+    bf16_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(hardware, "detect_cpu", lambda: CpuFeatures("old CPU", frozenset({"avx2"}), "AVX2"))
+    ckpt = str(best_ckpt(bf16_run))
+    with caplog.at_level(logging.WARNING, logger="dicebert"):
+        _, fallback = predict(PredictConfig(ckpt_path=ckpt, input="test", output=str(tmp_path / "a.csv")))
+    assert "no native bf16: predicting in float32" in caplog.text
+    _, fp32 = predict(
+        PredictConfig(ckpt_path=ckpt, input="test", precision="32-true", output=str(tmp_path / "b.csv"))
+    )
+    assert fallback == fp32
 
 
 def test_cli_predicts_a_jsonl_file_without_labels(trained_run: Path, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from dicebert.data.sources import label_strings, read_table
 from dicebert.errors import DicebertError, PredictError
 
 SPLITS = ("train", "val", "test")
+log = logging.getLogger("dicebert")
 
 
 @dataclasses.dataclass
@@ -40,6 +42,7 @@ class PredictConfig:
     label_column: str | None = "label"  # scored when present in the input
     batch_size: int | None = None  # default: the run's data.eval_batch_size
     device: str = "auto"  # auto | cpu | cuda | cuda:1 ...
+    precision: str | None = None  # default: the precision the run tested in (saved in the checkpoint)
 
 
 def load_run(
@@ -71,6 +74,8 @@ def load_run(
     class_names = [str(c) for c in ckpt["class_names"]]
     with open_dict(cfg):
         cfg.paths.output_dir = str(folder)  # was ${hydra:runtime.output_dir}: no Hydra run here
+        # What the run tested in (trainer=default resolves per machine): older checkpoints were float32.
+        cfg.trainer.precision = str(ckpt.get("precision", "32-true"))
         cfg.model.net.encoder.pretrained = False  # the checkpoint's weights replace any download
     net = instantiate(cfg.model.net)(num_classes=len(class_names))
     state = {k[len("net.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
@@ -108,6 +113,24 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype that reproduces a run's ``trainer.precision`` on ``device`` (None: float32).
+
+    bf16 on a CPU that would emulate it (about 20x slower) falls back to float32 with a warning:
+    predictions then differ from the run's test only by rounding.
+    """
+    if "bf16" in precision:
+        from dicebert.hardware import detect_cpu
+
+        if device.type == "cpu" and not detect_cpu().native_bf16:
+            log.warning("the run tested in %s; this CPU has no native bf16: predicting in float32", precision)
+            return None
+        return torch.bfloat16
+    if precision.startswith("16"):
+        return torch.float16
+    return None
+
+
 @torch.no_grad()
 def predict_probabilities(
     net: torch.nn.Module,
@@ -116,8 +139,9 @@ def predict_probabilities(
     max_length: int,
     batch_size: int = 64,
     device: str = "auto",
+    precision: str = "32-true",
 ) -> torch.Tensor:
-    """Softmax probabilities (N × C), tokenized and padded per batch as in training and testing."""
+    """Softmax probabilities (N × C), tokenized and padded per batch, in the precision of testing."""
     from transformers import DataCollatorWithPadding
 
     from dicebert.data.tokenization import tokenize
@@ -128,11 +152,13 @@ def predict_probabilities(
     ids = tokenize(["" if pd.isna(t) else str(t) for t in texts], tokenizer, max_length)
     target = _device(device)
     net = net.to(target)
+    dtype = autocast_dtype(precision, target)
     out = []
     for start in range(0, len(ids), batch_size):
         batch = collator([{"input_ids": x} for x in ids[start : start + batch_size]])
         batch = {k: v.to(target) for k, v in batch.items()}
-        logits = net(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+        with torch.autocast(target.type, dtype=dtype, enabled=dtype is not None):
+            logits = net(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
         out.append(logits.float().softmax(-1).cpu())
     if not out:
         return torch.empty(0, getattr(net, "num_classes", 0))
@@ -168,6 +194,7 @@ def predict(options: PredictConfig) -> tuple[Path, dict[str, float] | None]:
         int(cfg.data.max_length),
         batch_size,
         options.device,
+        options.precision or str(cfg.trainer.precision),
     )
     result = frame.copy()
     result["prediction"] = [class_names[i] for i in probs.argmax(-1).tolist()]

@@ -189,6 +189,8 @@ class ClassifierModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The label mapping travels with the weights: a checkpoint is usable without the data.
         checkpoint["class_names"] = self.class_names
+        # The precision it trained and tests in, so prediction reproduces the test (bf16 is per machine).
+        checkpoint["precision"] = str(self.trainer.precision)
         # RNG states too, so a run resumed from an epoch-end checkpoint draws the same dropout
         # masks as the uninterrupted run (the data order is already a function of seed + epoch).
         checkpoint["rng_states"] = collect_rng_states()
