@@ -162,7 +162,7 @@ def default_run(s: Settings, measure: bool) -> dict[str, Any]:
     """``python train.py`` as it ships (4 epochs, CSV + offline W&B): measured, or the last measurement."""
     if not measure:
         if not LAST_DEFAULT_RUN.is_file():
-            return {"skipped": "never measured here: pass --default-run (about 4 min on 2 cores)"}
+            return {"skipped": "never measured here: pass --default-run (1.5 to 4 min on 2 cores)"}
         return {
             **json.loads(LAST_DEFAULT_RUN.read_text()),
             "source": f"last measured ({LAST_DEFAULT_RUN.name})",

@@ -2,7 +2,7 @@
 
     python scripts/benchmark.py --out benchmark.json          # all sections, < 10 min on 2 cores
     python scripts/benchmark.py --sections trainer,startup     # a subset
-    python scripts/benchmark.py --default-run                  # also time a full default run (~4 min)
+    python scripts/benchmark.py --default-run                  # also time a full default run (1.5-4 min)
     python scripts/benchmark.py --tiny                         # smoke test: tiny model, about a minute
 
 The logic lives in benchmarks/ (a top-level folder, not part of the installed package: run from

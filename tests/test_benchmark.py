@@ -225,14 +225,20 @@ def test_gpu_script_bad_input_is_one_line() -> None:
 
 
 def test_sections_past_the_time_budget_are_skipped_and_say_so(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Sections that would run are skipped; those that only read a kept measurement still report it."""
+    monkeypatch.setattr(runs, "LAST_RHO100_GRID", tmp_path / "last_grid.json")
+    monkeypatch.setattr(runs, "LAST_DEFAULT_RUN", tmp_path / "last_run.json")
     out = tmp_path / "bench.json"
-    args = ["--tiny", "--sections", "trainer,sweep", "--budget-s", "0", "--out", str(out)]
+    sections = "trainer,sweep,default_run,rho100_grid"
+    args = ["--tiny", "--sections", sections, "--budget-s", "0", "--out", str(out)]
     assert cpu.main([*args, "--work-dir", str(tmp_path / "w")]) == 0
     results = json.loads(out.read_text())
     for name in ("trainer", "sweep"):
         assert results[name]["skipped"].startswith("skipped: the 0 s budget was spent"), name
+    for name in ("default_run", "rho100_grid"):  # nothing kept here yet: they say so, not "budget"
+        assert "never measured" in results[name]["skipped"], name
     assert results["trainer_ratio"] is None and results["runs_per_hour_tiny_grid"] is None
     table = capsys.readouterr().out
     assert "| trainer " in table and "| sweep " in table and "budget was spent" in table
