@@ -4,7 +4,7 @@ bf16 autocast on a CPU is only fast where the CPU has bf16 matrix instructions (
 AMX on x86, the BF16 extension on Arm). Elsewhere oneDNN emulates it: measured 0.046x the
 float32 samples/s (22 times slower) on an AVX2 machine. The default trainer therefore picks
 bf16-mixed only where it is native (:func:`auto_precision`): there it trained about 2x faster at the
-same test macro-F1 within the seed spread (3 seeds x 2 corpora, docs/benchmark.md).
+same test macro-F1 within the seed spread (3 seeds x 2 corpora, docs/results/bf16_cpu).
 ``trainer=cpu_bf16`` and a typed ``trainer.precision=bf16-mixed`` are refused on a CPU that would
 emulate bf16.
 """
@@ -103,7 +103,6 @@ def checked_precision(precision: str, accelerator: str = "cpu", cpu: CpuFeatures
     if accelerator != "cpu" or "bf16" not in precision:
         return precision
     cpu = cpu or detect_cpu()
-    log.info("%s", cpu.describe())
     if cpu.native_bf16 or os.environ.get(ALLOW_SLOW_BF16) == "1":
         return precision
     raise ConfigError(
@@ -118,9 +117,7 @@ def auto_precision(accelerator: str = "cpu", cpu: CpuFeatures | None = None) -> 
     if accelerator in ("gpu", "cuda"):
         return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
     cpu = cpu or detect_cpu()
-    chosen = "bf16-mixed" if cpu.native_bf16 else "32-true"
-    log.info("%s; trainer.precision=auto -> %s", cpu.describe(), chosen)
-    return chosen
+    return "bf16-mixed" if cpu.native_bf16 else "32-true"
 
 
 def resolve_precision(trainer_cfg: Mapping[str, Any]) -> str:
@@ -128,11 +125,16 @@ def resolve_precision(trainer_cfg: Mapping[str, Any]) -> str:
 
     ``trainer=default`` asks :func:`auto_precision` (a node with a ``_target_``, instantiated here);
     a typed string such as ``trainer.precision=bf16-mixed`` is checked against the CPU. Resolved once,
-    before any data is read, so the loggers' hyperparameters and the checkpoint carry what ran.
+    before any data is read, so the loggers' hyperparameters and the checkpoint carry what ran; the
+    run log gets one line with the CPU's features and the choice.
     """
     from hydra.utils import instantiate  # config-only dependency: the rest of this module needs none
 
     precision = trainer_cfg.get("precision", "32-true")
+    how = "typed"
     if isinstance(precision, Mapping):
+        how = str(precision.get("_target_", "")).rpartition(".")[2] or "config"
         precision = instantiate(precision)
-    return checked_precision(str(precision), str(trainer_cfg.get("accelerator", "cpu")))
+    chosen = checked_precision(str(precision), str(trainer_cfg.get("accelerator", "cpu")))
+    log.info("%s; trainer.precision=%s (%s)", detect_cpu().describe(), chosen, how)  # one line per run
+    return chosen

@@ -41,7 +41,7 @@ from dicebert.config import (
 from dicebert.data.sampling import effective_class_counts
 from dicebert.drw import SelectAfterReweighting, hold_early_stopping
 from dicebert.errors import CheckpointMismatchError, DicebertError, one_line
-from dicebert.hardware import detect_cpu, resolve_precision
+from dicebert.hardware import resolve_precision
 from dicebert.posthoc import LOGITS_FILE, posthoc_metrics, save_logits
 from dicebert.reporting.health import ValMacroF1History, check_health
 from dicebert.reporting.logits import TestLogitsRecorder
@@ -87,10 +87,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     output_dir = Path(cfg.paths.output_dir)
     check_optional_targets(cfg)
     # Before any data is read: say what the CPU can do, and refuse bf16 where it would be emulated.
-    log.info("%s", detect_cpu().describe())
     with open_dict(cfg):
         cfg.trainer.precision = resolve_precision(cfg.trainer)
-    log.info("trainer.precision=%s", cfg.trainer.precision)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     if cfg.get("seed") is not None:  # seed=0 is a seed too
