@@ -49,7 +49,8 @@ def order_classes(counts: dict[str, int], class_order: str | Sequence[str], seed
     """Head-to-tail order of class names: by count (ties by name), by name, or an explicit list.
 
     ``rotate``: the descending order rotated left by ``seed % C``, so seeds 0..C-1 make each
-    class the tail once and a result over seeds is not about one class.
+    class the tail once and a result over seeds is not about one class (:func:`make_long_tailed`
+    keeps the count profile the same for every seed).
     """
     if isinstance(class_order, str):
         if class_order == "descending":
@@ -74,10 +75,19 @@ def order_classes(counts: dict[str, int], class_order: str | Sequence[str], seed
 def make_long_tailed(
     frame: pd.DataFrame, ratio: float, seed: int, class_order: str | Sequence[str] = "descending"
 ) -> pd.DataFrame:
-    """Subsample ``frame`` to the long-tail profile; the rows kept per class are a seeded random draw."""
+    """Subsample ``frame`` to the long-tail profile; the rows kept per class are a seeded random draw.
+
+    With ``rotate`` every seed gets the same count profile, sized so that any class can be the
+    head (head = the smallest class's size): seeds then differ in which class is the tail, not in
+    how many articles the tail or the whole training split has.
+    """
     available = frame["label"].astype(str).value_counts().to_dict()
     order = order_classes(available, class_order, seed)
-    targets = long_tail_counts([available[name] for name in order], ratio)
+    if class_order == "rotate":
+        capacity = [min(available.values())] * len(order)
+    else:
+        capacity = [available[name] for name in order]
+    targets = long_tail_counts(capacity, ratio)
     rng = np.random.default_rng(seed)
     keep: list[np.ndarray] = []
     labels = frame["label"].astype(str).to_numpy()
