@@ -12,7 +12,7 @@ import yaml
 
 from dicebert.sweeps.load import load_sweep, tail_class
 from dicebert.sweeps.report import compare_sweep
-from dicebert.sweeps.stats import cell_table, paired_differences
+from dicebert.sweeps.stats import cell_table, paired_differences, tail_class_table
 
 CLASSES = ["a", "b", "c"]
 _SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_runs.py"
@@ -178,6 +178,31 @@ def test_compare_writes_tables_report_and_plots(sweep: Path) -> None:
         "missing",
         "ok",
     ]
+
+
+def test_rotated_tails_get_a_macro_f1_per_tail_class(tmp_path: Path) -> None:
+    """Seeds 0 and 2 make c the tail, seed 1 makes a the tail; a fixed tail gets no such table."""
+    root = tmp_path / "sweep"
+    write_multirun(root, "ce,dice", "10", "0,1,2")
+    rotated = {0: (10, 5, 1), 1: (1, 10, 5), 2: (10, 5, 1)}
+    for num, (loss, seed, f1) in enumerate(
+        [("ce", 0, 0.5), ("ce", 1, 0.9), ("ce", 2, 0.7), ("dice", 0, 0.6), ("dice", 1, 0.8), ("dice", 2, 0.6)]
+    ):
+        make_run(root, num, loss, 10, seed, f1, counts=rotated[seed])
+    table = tail_class_table(load_sweep(root)).set_index(["method", "tail_class"])
+    assert table.loc[("ce", "c"), "n"] == 2 and table.loc[("ce", "c"), "mean"] == pytest.approx(0.6)
+    assert table.loc[("ce", "a"), "mean"] == pytest.approx(0.9)
+    assert table.loc[("dice", "c"), "mean"] == pytest.approx(0.6)
+    compare_sweep(root)
+    report = (root / "report.md").read_text()
+    assert "| ρ | loss | tail = a | tail = c |" in report
+    assert "| 10 | ce | 0.900 (1) | 0.600 (2) |" in report
+
+
+def test_a_fixed_tail_gets_no_per_tail_table(sweep: Path) -> None:
+    assert tail_class_table(load_sweep(sweep)).empty
+    compare_sweep(sweep)
+    assert "by tail class" not in (sweep / "report.md").read_text()
 
 
 def test_a_sampler_sweep_uses_sampler_none_as_baseline(tmp_path: Path) -> None:

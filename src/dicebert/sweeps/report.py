@@ -16,7 +16,13 @@ from dicebert.reporting.run_outputs import save_figure
 from dicebert.reporting.tables import fmt, markdown_table
 from dicebert.sweeps.load import MAIN_METRICS, RARE_METRICS, Sweep, load_sweep
 from dicebert.sweeps.plots import PLOTS, plot_confusion_grid, plot_macro_f1_vs_rho, plot_per_class_f1
-from dicebert.sweeps.stats import DIFF_METRICS, cell_table, identical_methods, paired_differences
+from dicebert.sweeps.stats import (
+    DIFF_METRICS,
+    cell_table,
+    identical_methods,
+    paired_differences,
+    tail_class_table,
+)
 from dicebert.sweeps.throughput import sweep_throughput
 
 
@@ -45,6 +51,36 @@ def _p_text(p: float) -> str:
     if p is None or math.isnan(p):
         return "–"
     return f"**{p:.3f}**" if p < 0.05 else f"{p:.3f}"
+
+
+def _tail_class_section(sweep: Sweep) -> list[str]:
+    """Macro-F1 per tail class (rotated tails): empty when every run of a ρ has the same tail."""
+    table = tail_class_table(sweep)
+    if table.empty:
+        return []
+    out = [
+        "### Macro-F1 by tail class",
+        "",
+        "With the tail rotated over seeds (`data.class_order=rotate`), the mean over the seeds that "
+        "made each class the tail (n in brackets): a method whose mean rests on the easy tails shows "
+        "it here.",
+        "",
+    ]
+    method_name = ", ".join(sweep.method_keys) or "method"
+    for rho, at_rho in table.groupby("rho", sort=False):
+        tails = sorted(at_rho["tail_class"].unique())
+        rows = []
+        for method, cell in at_rho.groupby("method", sort=False):
+            by_tail = cell.set_index("tail_class")
+            rows.append(
+                [rho, method]
+                + [
+                    f"{fmt(by_tail.loc[t, 'mean'])} ({by_tail.loc[t, 'n']})" if t in by_tail.index else "–"
+                    for t in tails
+                ]
+            )
+        out += [markdown_table(["ρ", method_name, *(f"tail = {t}" for t in tails)], rows), ""]
+    return out
 
 
 def render_report(
@@ -129,6 +165,7 @@ def render_report(
             markdown_table(["ρ", method_name, "n", *(label for label, _ in RARE_METRICS)], rare_rows),
             "",
         ]
+    out += _tail_class_section(sweep)
     out += ["## Difference to the baseline, paired by seed", ""]
     if sweep.baseline is None:
         out += [

@@ -61,6 +61,25 @@ def cell_table(sweep: Sweep) -> pd.DataFrame:
     return table
 
 
+def tail_class_table(sweep: Sweep, col: str = "test/macro_f1") -> pd.DataFrame:
+    """Per ρ × method × tail class: mean and n of ``col`` over the finished seeds with that tail.
+
+    Only for a ρ whose runs have more than one tail class (``data.class_order=rotate``): it shows
+    whether a method's mean is carried by the classes that happen to be easy tails.
+    """
+    done = sweep.ok.dropna(subset=["tail_class"]) if "tail_class" in sweep.ok else sweep.ok.iloc[:0]
+    records = []
+    for rho, at_rho in done.groupby("rho", sort=False):
+        if at_rho["tail_class"].nunique() < 2:
+            continue
+        for (method, tail), cell in at_rho.groupby(["method", "tail_class"], sort=False):
+            values = pd.to_numeric(cell[col], errors="coerce").dropna()
+            records.append(
+                {"rho": rho, "method": method, "tail_class": tail, "n": len(values), "mean": values.mean()}
+            )
+    return pd.DataFrame(records, columns=["rho", "method", "tail_class", "n", "mean"])
+
+
 def paired_interval(diff: np.ndarray, confidence: float = 0.95) -> dict[str, Any]:
     """Mean of paired differences, t interval (n − 1 df) clipped to [−1, 1], the range of a difference.
 
