@@ -270,7 +270,10 @@ class TextClassificationDataModule(L.LightningDataModule):
                 f"the training split has one class only ({train['label'].iloc[0]!r}); need at least 2"
             )
         if self.imbalance_ratio is not None:
-            train = make_long_tailed(train, self.imbalance_ratio, self.seed, self.class_order)
+            labels = pd.concat([f["label"] for f in source.values() if f is not None]).astype(str)
+            train = make_long_tailed(
+                train, self.imbalance_ratio, self.seed, self.class_order, labels.value_counts().to_dict()
+            )
         tables["train"] = train
         self.summary["duplicates"] = duplicate_summary(source, tables, given)
         self.summary["dropped_rows"] = dropped

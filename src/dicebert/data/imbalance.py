@@ -7,7 +7,7 @@ loss is judged on the same examples, and macro metrics still see every class.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -73,16 +73,26 @@ def order_classes(counts: dict[str, int], class_order: str | Sequence[str], seed
 
 
 def make_long_tailed(
-    frame: pd.DataFrame, ratio: float, seed: int, class_order: str | Sequence[str] = "descending"
+    frame: pd.DataFrame,
+    ratio: float,
+    seed: int,
+    class_order: str | Sequence[str] = "descending",
+    rotate_counts: Mapping[str, int] | None = None,
 ) -> pd.DataFrame:
     """Subsample ``frame`` to the long-tail profile; the rows kept per class are a seeded random draw.
 
     With ``rotate`` every seed gets the same count profile, sized so that any class can be the
     head (head = the smallest class's size): seeds then differ in which class is the tail, not in
-    how many articles the tail or the whole training split has.
+    how many articles the tail or the whole training split has. ``rotate_counts`` (the counts of
+    all labelled rows, before splitting) fixes the order that is rotated: the training split's own
+    counts differ by seed, and two near-equal classes swapping places (BBC: sports 511, business
+    510) would make one class the tail twice in C seeds and another never.
     """
     available = frame["label"].astype(str).value_counts().to_dict()
-    order = order_classes(available, class_order, seed)
+    if class_order == "rotate" and rotate_counts is not None:
+        order = order_classes({name: rotate_counts[name] for name in available}, class_order, seed)
+    else:
+        order = order_classes(available, class_order, seed)
     if class_order == "rotate":
         capacity = [min(available.values())] * len(order)
     else:
