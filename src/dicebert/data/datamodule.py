@@ -270,10 +270,11 @@ class TextClassificationDataModule(L.LightningDataModule):
                 f"the training split has one class only ({train['label'].iloc[0]!r}); need at least 2"
             )
         if self.imbalance_ratio is not None:
-            labels = pd.concat([f["label"] for f in source.values() if f is not None]).astype(str)
-            train = make_long_tailed(
-                train, self.imbalance_ratio, self.seed, self.class_order, labels.value_counts().to_dict()
-            )
+            rotate_counts = None
+            if self.class_order == "rotate":  # rotate one order for every seed: that of all labelled rows
+                labels = pd.concat([f["label"] for f in source.values() if f is not None]).astype(str)
+                rotate_counts = labels.value_counts().to_dict()
+            train = make_long_tailed(train, self.imbalance_ratio, self.seed, self.class_order, rotate_counts)
         tables["train"] = train
         self.summary["duplicates"] = duplicate_summary(source, tables, given)
         self.summary["dropped_rows"] = dropped

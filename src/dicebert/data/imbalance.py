@@ -89,13 +89,12 @@ def make_long_tailed(
     510) would make one class the tail twice in C seeds and another never.
     """
     available = frame["label"].astype(str).value_counts().to_dict()
-    if class_order == "rotate" and rotate_counts is not None:
-        order = order_classes({name: rotate_counts[name] for name in available}, class_order, seed)
-    else:
-        order = order_classes(available, class_order, seed)
     if class_order == "rotate":
+        base = available if rotate_counts is None else {name: rotate_counts[name] for name in available}
+        order = order_classes(base, class_order, seed)
         capacity = [min(available.values())] * len(order)
     else:
+        order = order_classes(available, class_order, seed)
         capacity = [available[name] for name in order]
     targets = long_tail_counts(capacity, ratio)
     rng = np.random.default_rng(seed)

@@ -67,7 +67,7 @@ def tail_class_table(sweep: Sweep, col: str = "test/macro_f1") -> pd.DataFrame:
     Only for a ρ whose runs have more than one tail class (``data.class_order=rotate``): it shows
     whether a method's mean is carried by the classes that happen to be easy tails.
     """
-    done = sweep.ok.dropna(subset=["tail_class"]) if "tail_class" in sweep.ok else sweep.ok.iloc[:0]
+    done = sweep.ok.dropna(subset=["tail_class"])
     records = []
     for rho, at_rho in done.groupby("rho", sort=False):
         if at_rho["tail_class"].nunique() < 2:
