@@ -44,8 +44,17 @@ def test_bootstrap_interval_stays_in_range_and_sees_a_real_difference() -> None:
     assert same["ci_low"] == same["ci_high"] == 0.0 and same["p"] == 1.0
 
 
-def make_run(root: Path, num: int, loss: str, seed: int, preds: np.ndarray, labels: np.ndarray) -> None:
-    """A finished job folder with metrics.json and logits.npz consistent with ``preds``."""
+def make_run(
+    root: Path,
+    num: int,
+    loss: str,
+    seed: int,
+    preds: np.ndarray,
+    labels: np.ndarray,
+    logits: np.ndarray | None = None,
+    extra: dict[str, float] | None = None,
+) -> None:
+    """A finished job folder with metrics.json and logits.npz consistent with ``preds`` (or ``logits``)."""
     from sklearn.metrics import f1_score
 
     run = root / str(num)
@@ -61,9 +70,10 @@ def make_run(root: Path, num: int, loss: str, seed: int, preds: np.ndarray, labe
         )
         record[f"train/count/{name}"] = COUNTS[name]
     record["health/never_predicted"] = float(sum(not (preds == i).any() for i in range(3)))
+    record.update(extra or {})
     (run / "metrics.json").write_text(json.dumps(record))
     (run / "label_map.json").write_text(json.dumps(dict(enumerate(CLASSES))))
-    logits = np.eye(3)[preds].astype(np.float32)
+    logits = np.eye(3)[preds].astype(np.float32) if logits is None else logits
     save_logits(run / LOGITS_FILE, {"val": (logits, labels), "test": (logits, labels)})
 
 
@@ -100,3 +110,32 @@ def test_one_method_twice_is_flagged_and_the_family_is_holm_corrected(sweep_dir:
     report = render_report(sweep)
     assert "= logit_adjusted by construction" in report and "3 of 3 collapsed" in report
     assert "family of all 2 (method, ρ) comparisons" in report  # the twin row is not a test
+
+
+def test_posthoc_difference_pairs_each_runs_own_adjusted_predictions(tmp_path: Path) -> None:
+    """Same logits, but only one run's τ undoes the prior: Δ post-hoc > 0 with a bootstrap interval.
+
+    Scoring both runs' plain argmax (what the tail and macro-F1 columns use) would make the post-hoc
+    interval [0, 0] although the post-hoc macro-F1s differ.
+    """
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(3)
+    log_pi = np.log(np.array(list(COUNTS.values())) / sum(COUNTS.values()))
+    num = 0
+    for seed in range(3):
+        labels = rng.integers(0, 3, 90)
+        # A model that learned the prior: the tail's score sits under the head's (a threshold failure).
+        logits = (1.5 * np.eye(3)[labels] + log_pi + rng.normal(0, 0.05, (90, 3))).astype(np.float32)
+        for loss, tau in [("ce", 0.0), ("logit_adjusted", 1.0)]:
+            adjusted = (logits - tau * log_pi).argmax(1)
+            posthoc = f1_score(labels, adjusted, labels=[0, 1, 2], average="macro", zero_division=0)
+            extra = {"posthoc/tau": tau, "posthoc/test/macro_f1": float(posthoc)}
+            make_run(tmp_path, num, loss, seed, logits.argmax(1), labels, logits=logits, extra=extra)
+            num += 1
+    row = paired_differences(load_sweep(tmp_path)).set_index("method").loc["logit_adjusted"]
+    assert row["test/macro_f1/diff"] == 0.0  # the same logits: the plain predictions agree
+    assert row["posthoc/test/macro_f1/interval"] == "bootstrap"
+    assert row["posthoc/test/macro_f1/diff"] > 0.2
+    assert 0 < row["posthoc/test/macro_f1/ci_low"] <= row["posthoc/test/macro_f1/ci_high"] <= 1
+    assert "Δ post-hoc macro-F1" in render_report(load_sweep(tmp_path))

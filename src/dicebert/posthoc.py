@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +51,40 @@ def _macro_f1(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> 
     )
 
 
+def log_prior(class_counts: Sequence[float], num_classes: int) -> np.ndarray:
+    """log π of the counts the model was trained on; ValueError unless ``num_classes`` positive numbers."""
+    counts = np.asarray(class_counts, dtype=np.float64)
+    if counts.shape != (num_classes,) or not (counts > 0).all():
+        raise ValueError(f"class_counts must be {num_classes} positive numbers; got {list(counts)}")
+    return np.log(counts / counts.sum())
+
+
+def run_prior(record: Mapping[str, Any], class_names: Sequence[str]) -> list[float]:
+    """The counts a run's model saw: the sampler's effective ``train/prior_count/*``, else ``train/count/*``.
+
+    ``record`` is a run's metrics.json, or its row of a sweep table (missing keys there are NaN).
+    """
+
+    prior = []
+    for name in class_names:
+        value = record.get(f"train/prior_count/{name}")
+        if value is None or math.isnan(float(value)):
+            value = record[f"train/count/{name}"]
+        prior.append(float(value))
+    return prior
+
+
+def adjusted_predictions(logits: np.ndarray, tau: float, prior: np.ndarray) -> np.ndarray:
+    """Post-hoc logit adjustment's predictions: argmax of logits − τ·log π (``prior`` = log π)."""
+    return np.asarray((logits - tau * prior).argmax(1))
+
+
 def tune_tau(
-    logits: np.ndarray, labels: np.ndarray, log_prior: np.ndarray, taus: Sequence[float] = TAUS
+    logits: np.ndarray, labels: np.ndarray, log_pi: np.ndarray, taus: Sequence[float] = TAUS
 ) -> float:
     """The τ with the best validation macro-F1; ties go to the smallest τ (the least change)."""
     num_classes = logits.shape[1]
-    scores = [_macro_f1(labels, (logits - tau * log_prior).argmax(1), num_classes) for tau in taus]
+    scores = [_macro_f1(labels, adjusted_predictions(logits, tau, log_pi), num_classes) for tau in taus]
     return float(taus[int(np.argmax(scores))])
 
 
@@ -66,12 +95,9 @@ def posthoc_metrics(
     data = np.load(logits_file)
     val_logits, val_labels = data["val_logits"], data["val_labels"]
     test_logits, test_labels = data["test_logits"], data["test_labels"]
-    counts = np.asarray(class_counts, dtype=np.float64)
-    if counts.shape != (len(class_names),) or (counts <= 0).any():
-        raise ValueError(f"class_counts must be {len(class_names)} positive numbers; got {list(counts)}")
-    log_prior = np.log(counts / counts.sum())
-    tau = tune_tau(val_logits, val_labels, log_prior)
-    adjusted = (test_logits - tau * log_prior).argmax(1)
+    log_pi = log_prior(class_counts, len(class_names))
+    tau = tune_tau(val_logits, val_labels, log_pi)
+    adjusted = adjusted_predictions(test_logits, tau, log_pi)
     indices = list(range(len(class_names)))
     per_class_f1 = f1_score(test_labels, adjusted, labels=indices, average=None, zero_division=0)
     plain = test_logits.argmax(1)
@@ -102,8 +128,7 @@ def update_run(run_dir: Path) -> dict[str, float]:
     record = json.loads(metrics_path.read_text())
     class_names = json.loads((run_dir / "label_map.json").read_text())
     names = [class_names[str(i)] for i in range(len(class_names))]
-    prior = [record.get(f"train/prior_count/{n}", record[f"train/count/{n}"]) for n in names]
-    record.update(posthoc_metrics(logits_path, names, prior))
+    record.update(posthoc_metrics(logits_path, names, run_prior(record, names)))
     write_json(metrics_path, record)
     return record
 

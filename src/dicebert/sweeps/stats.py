@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from dicebert.posthoc import LOGITS_FILE
+from dicebert.posthoc import LOGITS_FILE, adjusted_predictions, log_prior, run_prior
 from dicebert.sweeps.load import METRICS, Sweep
 
-#: The metrics whose difference to the baseline the report shows.
-DIFF_METRICS = ["test/macro_f1", "test/tail_f1"]
+#: The metrics whose difference to the baseline the report shows. Post-hoc macro-F1 pairs each
+#: method's adjusted predictions with the baseline's: "within x points of the best" needs its interval.
+DIFF_METRICS = ["test/macro_f1", "test/tail_f1", "posthoc/test/macro_f1"]
 
 
 def cell_table(sweep: Sweep) -> pd.DataFrame:
@@ -170,33 +171,47 @@ def paired_bootstrap(
     return {"diff": float(point.mean()), "ci_low": float(low), "ci_high": float(high), "p": float(p)}
 
 
-def _test_predictions(
-    run_dir: str, class_name: str | None
-) -> tuple[np.ndarray, np.ndarray, int | None] | None:
-    """(labels, argmax predictions, index of ``class_name``) from a run's ``logits.npz``; None if absent."""
-    folder = Path(run_dir)
+def _test_predictions(row: pd.Series, col: str) -> tuple[np.ndarray, np.ndarray, int | None] | None:
+    """(labels, predictions, class index) of one run for ``col``'s bootstrap; None without its inputs.
+
+    Predictions are the argmax of the saved test logits, or for ``posthoc/*`` the run's own
+    post-hoc adjusted ones (its τ and prior from metrics.json). The class index is the run's tail
+    for ``test/tail_f1`` and None (macro-F1) otherwise.
+    """
+    folder = Path(str(row["run_dir"]))
     if not (folder / LOGITS_FILE).is_file() or not (folder / "label_map.json").is_file():
         return None
     data = np.load(folder / LOGITS_FILE)
     names = json.loads((folder / "label_map.json").read_text())
+    logits = data["test_logits"]
     index = None
-    if class_name is not None:
-        found = [int(i) for i, name in names.items() if name == class_name]
-        index = found[0] if found else None
-    return data["test_labels"], data["test_logits"].argmax(1), index
+    if col == "test/tail_f1":
+        found = [int(i) for i, name in names.items() if name == row.get("tail_class")]
+        if not found:
+            return None
+        index = found[0]
+    if not col.startswith("posthoc/"):
+        return data["test_labels"], logits.argmax(1), index
+    tau = pd.to_numeric(row.get("posthoc/tau"), errors="coerce")
+    if pd.isna(tau):
+        return None
+    ordered = [names[str(i)] for i in range(len(names))]
+    try:
+        log_pi = log_prior(run_prior(row, ordered), len(ordered))
+    except (KeyError, ValueError):  # no training counts in the row: the t interval stays
+        return None
+    return data["test_labels"], adjusted_predictions(logits, float(tau), log_pi), index
 
 
 def _bootstrap_pairs(
     other: pd.DataFrame, base: pd.DataFrame, col: str, num_classes: int
 ) -> dict[str, float] | None:
-    """The paired bootstrap of ``col`` (macro- or tail-F1) when every paired seed saved its test logits."""
+    """The paired bootstrap of ``col`` when every paired seed saved its inputs (:func:`_test_predictions`)."""
     pairs = []
     for seed in sorted(set(other["seed"].dropna()) & set(base["seed"].dropna())):
-        a_row, b_row = other[other["seed"] == seed].iloc[0], base[base["seed"] == seed].iloc[0]
-        tail = None if col == "test/macro_f1" else a_row.get("tail_class")
-        a = _test_predictions(str(a_row["run_dir"]), tail)
-        b = _test_predictions(str(b_row["run_dir"]), tail)
-        if a is None or b is None or not np.array_equal(a[0], b[0]) or (tail is not None and a[2] is None):
+        a = _test_predictions(other[other["seed"] == seed].iloc[0], col)
+        b = _test_predictions(base[base["seed"] == seed].iloc[0], col)
+        if a is None or b is None or not np.array_equal(a[0], b[0]):
             return None  # not the same test split (or no logits): the t interval stays
         pairs.append((a[0], a[1], b[1], a[2]))
     if len(pairs) < 2:
@@ -229,6 +244,9 @@ def paired_differences(sweep: Sweep, confidence: float = 0.95) -> pd.DataFrame:
                 continue  # no such cell at all (a folder added for other ρ); failed cells stay, n = 0
             rec: dict[str, Any] = {"rho": rho, "method": method, "baseline": sweep.baseline}
             for col in DIFF_METRICS:
+                if col not in ok:  # not measured by these runs (post-hoc needs saved logits): "–"
+                    rec.update({f"{col}/{k}": v for k, v in paired_interval(np.array([])).items()})
+                    continue
                 pairs = pd.merge(
                     other.groupby("seed")[col].mean().rename("m"),
                     base.groupby("seed")[col].mean().rename("b"),
