@@ -81,3 +81,22 @@ def test_a_run_saves_the_logits_it_was_tested_with(make_cfg) -> None:
     assert accuracy == pytest.approx(record["test/accuracy"], abs=1e-6)
     assert data["val_logits"].shape == (len(data["val_labels"]), test_logits.shape[1])
     assert 0.0 <= record["posthoc/tau"] <= 3.0 and "posthoc/test/macro_f1" in record
+
+
+def test_a_covered_run_records_the_prior_it_adjusted_with(make_cfg) -> None:
+    """``data.cover_classes=true`` changes the class mix the model sees: metrics.json records that prior,
+    so ``python -m dicebert.posthoc`` (and the report's bootstrap) rebuild the run's own post-hoc scores."""
+    from dicebert.data.sampling import effective_class_counts
+    from dicebert.posthoc import update_run
+    from dicebert.train import train
+
+    cfg = make_cfg("data.cover_classes=true", "data.imbalance_ratio=6", "data.limit_per_class=40")
+    record = train(cfg)
+    names = json.loads((Path(cfg.paths.output_dir) / "label_map.json").read_text())
+    names = [names[str(i)] for i in range(len(names))]
+    counts = [record[f"train/count/{n}"] for n in names]
+    expected = effective_class_counts(counts, "none", cover_batch_size=cfg.data.batch_size)
+    assert [record[f"train/prior_count/{n}"] for n in names] == pytest.approx(expected)
+    assert expected != pytest.approx(counts)  # the covered mix is not the raw counts
+    again = update_run(Path(cfg.paths.output_dir))
+    assert again["posthoc/test/macro_f1"] == pytest.approx(record["posthoc/test/macro_f1"], abs=1e-9)

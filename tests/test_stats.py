@@ -139,3 +139,24 @@ def test_posthoc_difference_pairs_each_runs_own_adjusted_predictions(tmp_path: P
     assert row["posthoc/test/macro_f1/diff"] > 0.2
     assert 0 < row["posthoc/test/macro_f1/ci_low"] <= row["posthoc/test/macro_f1/ci_high"] <= 1
     assert "Δ post-hoc macro-F1" in render_report(load_sweep(tmp_path))
+
+
+def test_posthoc_interval_falls_back_to_t_when_the_run_did_not_record_its_prior(tmp_path: Path) -> None:
+    """A run adjusted with a prior it did not record (its scores cannot be rebuilt) gets no bootstrap.
+
+    Rebuilding its predictions from ``train/count`` would pair other predictions than those it scored:
+    the interval would not even hold its own Δ.
+    """
+    rng = np.random.default_rng(4)
+    log_pi = np.log(np.array(list(COUNTS.values())) / sum(COUNTS.values()))
+    num = 0
+    for seed in range(3):
+        labels = rng.integers(0, 3, 90)
+        logits = (1.5 * np.eye(3)[labels] + log_pi + rng.normal(0, 0.05, (90, 3))).astype(np.float32)
+        for loss, tau, recorded in [("ce", 0.0, 0.5), ("logit_adjusted", 1.0, 0.6 + 0.01 * seed)]:
+            extra = {"posthoc/tau": tau, "posthoc/test/macro_f1": recorded}
+            make_run(tmp_path, num, loss, seed, logits.argmax(1), labels, logits=logits, extra=extra)
+            num += 1
+    row = paired_differences(load_sweep(tmp_path)).set_index("method").loc["logit_adjusted"]
+    assert row["posthoc/test/macro_f1/interval"] == "t"
+    assert row["posthoc/test/macro_f1/ci_low"] <= row["posthoc/test/macro_f1/diff"] == pytest.approx(0.11)

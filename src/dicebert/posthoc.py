@@ -45,7 +45,8 @@ def save_logits(path: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]]) ->
         save(handle, **arrays)
 
 
-def _macro_f1(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> float:
+def macro_f1(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> float:
+    """Macro-F1 over all ``num_classes`` (a class never predicted nor present scores 0, as in the runs)."""
     return float(
         f1_score(labels, predictions, labels=list(range(num_classes)), average="macro", zero_division=0)
     )
@@ -84,7 +85,7 @@ def tune_tau(
 ) -> float:
     """The τ with the best validation macro-F1; ties go to the smallest τ (the least change)."""
     num_classes = logits.shape[1]
-    scores = [_macro_f1(labels, adjusted_predictions(logits, tau, log_pi), num_classes) for tau in taus]
+    scores = [macro_f1(labels, adjusted_predictions(logits, tau, log_pi), num_classes) for tau in taus]
     return float(taus[int(np.argmax(scores))])
 
 
@@ -106,7 +107,7 @@ def posthoc_metrics(
     probs = np.exp(shifted) / np.exp(shifted).sum(1, keepdims=True)
     out: dict[str, float] = {
         "posthoc/tau": tau,
-        "posthoc/test/macro_f1": _macro_f1(test_labels, adjusted, len(class_names)),
+        "posthoc/test/macro_f1": macro_f1(test_labels, adjusted, len(class_names)),
         "posthoc/test/accuracy": float((adjusted == test_labels).mean()),
     }
     for i, name in enumerate(class_names):

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from dicebert.posthoc import LOGITS_FILE, adjusted_predictions, log_prior, run_prior
+from dicebert.posthoc import LOGITS_FILE, adjusted_predictions, log_prior, macro_f1, run_prior
 from dicebert.sweeps.load import METRICS, Sweep
 
 #: The metrics whose difference to the baseline the report shows. Post-hoc macro-F1 pairs each
@@ -200,7 +200,11 @@ def _test_predictions(row: pd.Series, col: str) -> tuple[np.ndarray, np.ndarray,
         log_pi = log_prior(run_prior(row, ordered), len(ordered))
     except (KeyError, ValueError):  # no training counts in the row: the t interval stays
         return None
-    return data["test_labels"], adjusted_predictions(logits, float(tau), log_pi), index
+    labels, adjusted = data["test_labels"], adjusted_predictions(logits, float(tau), log_pi)
+    scored = macro_f1(labels, adjusted, len(names))
+    if not math.isclose(scored, float(row.get("posthoc/test/macro_f1", math.nan)), abs_tol=1e-6):
+        return None  # not the predictions the run scored (a prior it did not record): the t interval stays
+    return labels, adjusted, index
 
 
 def _bootstrap_pairs(
