@@ -112,11 +112,12 @@ def test_one_method_twice_is_flagged_and_the_family_is_holm_corrected(sweep_dir:
     assert "family of all 2 (method, ρ) comparisons" in report  # the twin row is not a test
 
 
-def test_posthoc_difference_pairs_each_runs_own_adjusted_predictions(tmp_path: Path) -> None:
-    """Same logits, but only one run's τ undoes the prior: Δ post-hoc > 0 with a bootstrap interval.
+def write_prior_learning_runs(root: Path, recorded: dict[str, float] | None = None) -> None:
+    """``ce`` (τ = 0) and ``logit_adjusted`` (τ = 1) on the same logits over 3 seeds.
 
-    Scoring both runs' plain argmax (what the tail and macro-F1 columns use) would make the post-hoc
-    interval [0, 0] although the post-hoc macro-F1s differ.
+    The logits learned the prior, so the tail scores under the head (a threshold failure) until τ = 1
+    removes it. ``recorded``: a post-hoc macro-F1 per loss to write instead of the true one (× 1.05 per
+    seed), as a run that adjusted with a prior it did not record would have.
     """
     from sklearn.metrics import f1_score
 
@@ -125,14 +126,24 @@ def test_posthoc_difference_pairs_each_runs_own_adjusted_predictions(tmp_path: P
     num = 0
     for seed in range(3):
         labels = rng.integers(0, 3, 90)
-        # A model that learned the prior: the tail's score sits under the head's (a threshold failure).
         logits = (1.5 * np.eye(3)[labels] + log_pi + rng.normal(0, 0.05, (90, 3))).astype(np.float32)
         for loss, tau in [("ce", 0.0), ("logit_adjusted", 1.0)]:
             adjusted = (logits - tau * log_pi).argmax(1)
             posthoc = f1_score(labels, adjusted, labels=[0, 1, 2], average="macro", zero_division=0)
+            if recorded is not None:
+                posthoc = recorded[loss] * 1.05**seed
             extra = {"posthoc/tau": tau, "posthoc/test/macro_f1": float(posthoc)}
-            make_run(tmp_path, num, loss, seed, logits.argmax(1), labels, logits=logits, extra=extra)
+            make_run(root, num, loss, seed, logits.argmax(1), labels, logits=logits, extra=extra)
             num += 1
+
+
+def test_posthoc_difference_pairs_each_runs_own_adjusted_predictions(tmp_path: Path) -> None:
+    """Same logits, but only one run's τ undoes the prior: Δ post-hoc > 0 with a bootstrap interval.
+
+    Scoring both runs' plain argmax (what the tail and macro-F1 columns use) would make the post-hoc
+    interval [0, 0] although the post-hoc macro-F1s differ.
+    """
+    write_prior_learning_runs(tmp_path)
     row = paired_differences(load_sweep(tmp_path)).set_index("method").loc["logit_adjusted"]
     assert row["test/macro_f1/diff"] == 0.0  # the same logits: the plain predictions agree
     assert row["posthoc/test/macro_f1/interval"] == "bootstrap"
@@ -147,16 +158,12 @@ def test_posthoc_interval_falls_back_to_t_when_the_run_did_not_record_its_prior(
     Rebuilding its predictions from ``train/count`` would pair other predictions than those it scored:
     the interval would not even hold its own Δ.
     """
-    rng = np.random.default_rng(4)
-    log_pi = np.log(np.array(list(COUNTS.values())) / sum(COUNTS.values()))
-    num = 0
-    for seed in range(3):
-        labels = rng.integers(0, 3, 90)
-        logits = (1.5 * np.eye(3)[labels] + log_pi + rng.normal(0, 0.05, (90, 3))).astype(np.float32)
-        for loss, tau, recorded in [("ce", 0.0, 0.5), ("logit_adjusted", 1.0, 0.6 + 0.01 * seed)]:
-            extra = {"posthoc/tau": tau, "posthoc/test/macro_f1": recorded}
-            make_run(tmp_path, num, loss, seed, logits.argmax(1), labels, logits=logits, extra=extra)
-            num += 1
+    write_prior_learning_runs(tmp_path, recorded={"ce": 0.5, "logit_adjusted": 0.6})
     row = paired_differences(load_sweep(tmp_path)).set_index("method").loc["logit_adjusted"]
     assert row["posthoc/test/macro_f1/interval"] == "t"
-    assert row["posthoc/test/macro_f1/ci_low"] <= row["posthoc/test/macro_f1/diff"] == pytest.approx(0.11)
+    assert row["posthoc/test/macro_f1/diff"] == pytest.approx(0.1 * (1 + 1.05 + 1.05**2) / 3)
+    assert (
+        row["posthoc/test/macro_f1/ci_low"]
+        < row["posthoc/test/macro_f1/diff"]
+        < row["posthoc/test/macro_f1/ci_high"]
+    )
