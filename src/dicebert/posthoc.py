@@ -65,7 +65,6 @@ def run_prior(record: Mapping[str, Any], class_names: Sequence[str]) -> list[flo
 
     ``record`` is a run's metrics.json, or its row of a sweep table (missing keys there are NaN).
     """
-
     prior = []
     for name in class_names:
         value = record.get(f"train/prior_count/{name}")
@@ -75,9 +74,9 @@ def run_prior(record: Mapping[str, Any], class_names: Sequence[str]) -> list[flo
     return prior
 
 
-def adjusted_predictions(logits: np.ndarray, tau: float, prior: np.ndarray) -> np.ndarray:
-    """Post-hoc logit adjustment's predictions: argmax of logits − τ·log π (``prior`` = log π)."""
-    return np.asarray((logits - tau * prior).argmax(1))
+def adjusted_predictions(logits: np.ndarray, tau: float, log_pi: np.ndarray) -> np.ndarray:
+    """Post-hoc logit adjustment's predictions: argmax of logits − τ·log π."""
+    return np.asarray((logits - tau * log_pi).argmax(1))
 
 
 def tune_tau(

@@ -152,7 +152,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     extra.update(signal.metrics(datamodule.class_names))
     if cfg.get("crt") is not None and trainer.world_size == 1:  # stage two on the tested weights
         extra.update(instantiate(cfg.crt)(module.net, datamodule))
-    if datamodule.sampler != "none" or cover is not None:  # the prior post-hoc analysis must reuse
+    if datamodule.sampler != "none" or cover is not None:  # not the raw counts: record what was used
         names = datamodule.class_names
         extra.update({f"train/prior_count/{c}": n for c, n in zip(names, prior_counts, strict=True)})
     extra.update({"time/fit_seconds": fit_seconds, "time/total_seconds": time.perf_counter() - started})
