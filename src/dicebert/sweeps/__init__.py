@@ -1,5 +1,6 @@
 """Many runs: a Hydra sweep folder from its job folders to a report you can put in a paper.
 
+- :mod:`~dicebert.sweeps.grid`: the job grid a sweep meant to run (``multirun.yaml``), override lookups;
 - :mod:`~dicebert.sweeps.load`: every job folder (finished, failed, killed, never started) as a row;
 - :mod:`~dicebert.sweeps.stats`: per-cell mean ± std over seeds, paired differences to a baseline;
 - :mod:`~dicebert.sweeps.plots`: macro-F1 vs ρ, per-class F1, the confusion-matrix grid;

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from dicebert.config import check_group_choices
 from dicebert.errors import DicebertError
-from dicebert.sweeps.load import grid_jobs, sweep_arguments
+from dicebert.sweeps.grid import grid_jobs, sweep_arguments
 from dicebert.sweeps.report import compare_sweep, status_counts
 from dicebert.sweeps.resume import RESUME_KEY, check_resumable
 

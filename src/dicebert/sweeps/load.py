@@ -9,12 +9,11 @@ grid of ``multirun.yaml`` but without a folder) are rows too.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from dicebert.errors import SweepError
+from dicebert.sweeps.grid import expected_jobs, parse_overrides, select
 from dicebert.sweeps.resume import read_action
 
 log = logging.getLogger(__name__)
@@ -105,65 +105,6 @@ def rho_sort_key(label: str) -> tuple[int, float, str]:
         return (1, math.inf, label)
 
 
-def _parse_overrides(lines: Iterable[str]) -> dict[str, str]:
-    """``["loss=ce", "+x=1"]`` → ``{"loss": "ce", "x": "1"}`` with Hydra's own parser."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides([str(line) for line in lines])
-    return {o.get_key_element().lstrip("+~"): o.get_value_element_as_str() for o in parsed}
-
-
-def _select(cfg: DictConfig | ListConfig | None, key: str) -> Any:
-    """A config value, or None when absent or when it needs Hydra's runtime to resolve."""
-    if cfg is None:
-        return None
-    try:
-        return OmegaConf.select(cfg, key, default=None)
-    except Exception:  # e.g. ${hydra:...} interpolations outside a Hydra run
-        return None
-
-
-def grid_jobs(master: DictConfig) -> list[list[str]] | None:
-    """The override lists of every job of a basic-sweeper grid (``multirun.yaml``); None otherwise.
-
-    The basic sweeper's expansion through Hydra's public override API: one list per key (a later
-    override of a key replaces an earlier one), jobs in ``itertools.product`` order. Hydra's own
-    ``BasicSweeper.split_arguments`` does exactly this but lives in ``hydra._internal``.
-    """
-    sweeper = str(_select(master, "hydra.sweeper._target_") or "")
-    if not sweeper.endswith("BasicSweeper"):
-        return None
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    try:
-        overrides = OverridesParser.create().parse_overrides(sweep_arguments(master))
-    except Exception as err:  # an unusual sweep: compare what is there
-        log.warning("could not expand the sweep grid (%s); missing jobs are not listed", err)
-        return None
-    lists: dict[str, list[str]] = {}
-    for override in overrides:
-        key = override.get_key_element()
-        if not override.is_sweep_override():
-            lists[key] = [f"{key}={override.get_value_element_as_str()}"]
-        elif override.is_discrete_sweep():
-            lists[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
-        else:  # the basic sweeper refuses interval sweeps: no such grid ran
-            return None
-    return [list(job) for job in itertools.product(*lists.values())]
-
-
-def expected_jobs(sweep_dir: Path) -> list[list[str]] | None:
-    """:func:`grid_jobs` of ``<sweep_dir>/multirun.yaml``: job ``i`` here is job ``i`` of the launcher.
-
-    A job that never got a folder (the launcher died, SLURM never started it) is then listed as missing.
-    """
-    path = sweep_dir / "multirun.yaml"
-    if not path.is_file():
-        return None
-    master = OmegaConf.load(path)
-    return grid_jobs(master) if isinstance(master, DictConfig) else None
-
-
 def _read_run(job_dir: Path) -> dict[str, Any]:
     """One job folder → a flat row: status, error, overrides, config values and all metrics."""
     row: dict[str, Any] = {"run_dir": str(job_dir), "job": job_dir.name, "action": read_action(job_dir)}
@@ -173,12 +114,12 @@ def _read_run(job_dir: Path) -> dict[str, Any]:
     )
     row["overrides"] = " ".join(overrides)
     row["_override_list"] = tuple(sorted(overrides))
-    row["_overrides"] = _parse_overrides(overrides)
+    row["_overrides"] = parse_overrides(overrides)
     config_path = job_dir / ".hydra" / "config.yaml"
     cfg = OmegaConf.load(config_path) if config_path.is_file() else None
-    row["loss_name"] = _select(cfg, "loss.name")
-    row["_rho_config"] = _select(cfg, RHO_KEY)
-    row["_seed_config"] = _select(cfg, SEED_KEY)
+    row["loss_name"] = select(cfg, "loss.name")
+    row["_rho_config"] = select(cfg, RHO_KEY)
+    row["_seed_config"] = select(cfg, SEED_KEY)
     metrics_path, failure_path = job_dir / "metrics.json", job_dir / "failure.json"
     if metrics_path.is_file():  # written last and atomically: its presence means the run finished
         row["status"] = "ok"
@@ -194,17 +135,6 @@ def _read_run(job_dir: Path) -> dict[str, Any]:
     if row["status"] == "ok" and confusion_path.is_file():
         row["_confusion"] = json.loads(confusion_path.read_text())
     return row
-
-
-def sweep_arguments(master: DictConfig) -> list[str]:
-    """The sweeper's ``params`` then the command line, as the basic sweeper combines them (later wins)."""
-
-    def plain(node: Any) -> Any:
-        return OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
-
-    params = plain(OmegaConf.select(master, "hydra.sweeper.params")) or {}
-    task = plain(OmegaConf.select(master, "hydra.overrides.task")) or []
-    return [f"{k}={v}" for k, v in params.items()] + [str(x) for x in task]
 
 
 def _job_dirs(sweep_dir: Path) -> list[Path]:
@@ -259,7 +189,7 @@ def load_sweep(*folders: str | os.PathLike[str], baseline: str | None = None) ->
                             "run_dir": str(sweep_dir / str(num)),
                             "job": str(num),
                             "overrides": " ".join(job),
-                            "_overrides": _parse_overrides(job),
+                            "_overrides": parse_overrides(job),
                             "status": "missing",
                             "error": "in the sweep's grid but no job folder: never started",
                         }
