@@ -25,9 +25,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("folders", nargs="+", help="multirun folder(s): logs/<task>/multiruns/<time>")
     parser.add_argument("--out", default=None, help="where to write (default: the first folder)")
     parser.add_argument("--baseline", default=None, help="method to compare against (default: ce / none)")
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        help="only these methods, in this order (names as report.md prints them); Holm's family is these",
+    )
     args = parser.parse_args(argv)
     try:
-        sweep = compare_sweep(*args.folders, out=args.out, baseline=args.baseline)
+        sweep = compare_sweep(*args.folders, out=args.out, baseline=args.baseline, methods=args.methods)
     except DicebertError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

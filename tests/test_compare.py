@@ -238,3 +238,35 @@ def test_two_sweep_folders_compare_as_one(sweep: Path, tmp_path: Path) -> None:
     (extra / "multirun.yaml").write_text("hydra: {}\n")
     both = load_sweep(sweep, extra)
     assert "ldam" in both.methods and len(both.runs) == 13
+
+
+def test_methods_keeps_only_those_and_labels_an_unswept_key_by_its_value(
+    sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second grid that overrides one more key: its runs and the first grid's pair by seed."""
+    longer = tmp_path / "longer"
+    (longer / "multirun.yaml").parent.mkdir()
+    (longer / "multirun.yaml").write_text("hydra: {}\n")
+    run = make_run(longer, 0, "dice", 10, 0, 0.70)
+    overrides = [*yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text()), "data.max_length=128"]
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    config = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())
+    for old in (sweep / "9", sweep / "10", sweep / "11"):  # the first grid resolved max_length to 64
+        cfg = yaml.safe_load((old / ".hydra" / "config.yaml").read_text())
+        cfg["data"]["max_length"] = 64
+        (old / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    config["data"]["max_length"] = 128
+    (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+
+    picked = ["loss=dice, data.max_length=64", "loss=dice, data.max_length=128"]
+    both = load_sweep(sweep, longer, methods=picked, baseline=picked[0])
+    assert both.methods == picked
+    assert set(both.runs["method"]) == set(picked)  # ce and the never-started dice jobs are left out
+    assert sorted(both.runs["status"]) == ["failed", "ok", "ok", "ok"]
+    diff = paired_differences(both).set_index("rho").loc["10"]
+    assert diff["method"] == picked[1] and diff["test/macro_f1/n_pairs"] == 1
+    assert diff["test/macro_f1/diff"] == pytest.approx(0.70 - 0.60)
+
+    assert main([str(sweep), str(longer), "--methods", "loss=dice, data.max_length=32"]) == 2
+    err = capsys.readouterr().err
+    assert "'loss=dice, data.max_length=32' is not in this sweep" in err and len(err.splitlines()) == 1

@@ -120,6 +120,7 @@ def _read_run(job_dir: Path) -> dict[str, Any]:
     row["loss_name"] = select(cfg, "loss.name")
     row["_rho_config"] = select(cfg, RHO_KEY)
     row["_seed_config"] = select(cfg, SEED_KEY)
+    row["_config"] = cfg  # the resolved value of a method key that this run did not override
     metrics_path, failure_path = job_dir / "metrics.json", job_dir / "failure.json"
     if metrics_path.is_file():  # written last and atomically: its presence means the run finished
         row["status"] = "ok"
@@ -161,8 +162,13 @@ def tail_class(row: pd.Series | dict[str, Any], class_names: Sequence[str]) -> s
     return rare[0] if rare else None
 
 
-def load_sweep(*folders: str | os.PathLike[str], baseline: str | None = None) -> Sweep:
-    """Read every run of the sweep folder(s); raise :class:`SweepError` with a one-line fix if none."""
+def load_sweep(
+    *folders: str | os.PathLike[str], baseline: str | None = None, methods: Sequence[str] | None = None
+) -> Sweep:
+    """Read every run of the sweep folder(s); raise :class:`SweepError` with a one-line fix if none.
+
+    ``methods`` keeps only those methods (in that order): a report over part of a larger grid.
+    """
     if not folders:
         raise SweepError("no folder given; pass a multirun folder such as logs/<task>/multiruns/<time>")
     rows: list[dict[str, Any]] = []
@@ -200,10 +206,12 @@ def load_sweep(*folders: str | os.PathLike[str], baseline: str | None = None) ->
                 "logs/<task>/multiruns/<time>, made by `python train.py -m ...`"
             )
         rows.extend(found)
-    return _build_sweep(paths, rows, baseline)
+    return _build_sweep(paths, rows, baseline, methods)
 
 
-def _build_sweep(folders: list[Path], rows: list[dict[str, Any]], baseline: str | None) -> Sweep:
+def _build_sweep(
+    folders: list[Path], rows: list[dict[str, Any]], baseline: str | None, only: Sequence[str] | None
+) -> Sweep:
     """Decide the method of each run (the swept overrides that vary) and its ρ, seed and tail class."""
     keys: list[str] = []
     for row in rows:
@@ -216,14 +224,21 @@ def _build_sweep(folders: list[Path], rows: list[dict[str, Any]], baseline: str 
         seed = ov.get(SEED_KEY, row.get("_seed_config"))
         row["rho"] = _rho_label(rho)
         row["seed"] = None if seed is None else int(float(seed))
+        values = {k: ov.get(k, select(row.get("_config"), k)) for k in method_keys}
         if len(method_keys) == 1:
-            row["method"] = ov.get(method_keys[0], "")
+            value = values[method_keys[0]]
+            row["method"] = "" if value is None else str(value)
         elif method_keys:
-            row["method"] = ", ".join(f"{k}={ov[k]}" for k in method_keys if k in ov)
+            row["method"] = ", ".join(f"{k}={v}" for k, v in values.items() if v is not None)
         else:
             row["method"] = str(row.get("loss_name") or ov.get("loss") or "run")
-        for k in method_keys:
-            row[k] = ov.get(k)
+        row.update(values)
+    if only:  # before the per-run tables below, so that nothing of a left-out method is kept
+        found = list(dict.fromkeys(r["method"] for r in rows))
+        unknown = [m for m in only if m not in found]
+        if unknown:
+            raise SweepError(f"method {unknown[0]!r} is not in this sweep; methods: {', '.join(found)}")
+        rows = sorted((r for r in rows if r["method"] in only), key=lambda r: list(only).index(r["method"]))
     class_names: list[str] = []
     for row in rows:
         for key in row:

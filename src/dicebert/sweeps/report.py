@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -254,12 +255,13 @@ def compare_sweep(
     *folders: str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
     baseline: str | None = None,
+    methods: Sequence[str] | None = None,
 ) -> Sweep:
     """Load the sweep(s) and write summary.csv, cells.csv, differences.csv, report.md and the PNG plots.
 
-    ``out`` defaults to the (first) sweep folder, next to its runs.
+    ``out`` defaults to the (first) sweep folder, next to its runs; ``methods`` keeps only those.
     """
-    sweep = load_sweep(*folders, baseline=baseline)
+    sweep = load_sweep(*folders, baseline=baseline, methods=methods)
     target = Path(out) if out is not None else sweep.folders[0]
     target.mkdir(parents=True, exist_ok=True)
     cells, diffs = cell_table(sweep), paired_differences(sweep)  # once, for tables, plots and report
