@@ -270,3 +270,20 @@ def test_methods_keeps_only_those_and_labels_an_unswept_key_by_its_value(
     assert main([str(sweep), str(longer), "--methods", "loss=dice, data.max_length=32"]) == 2
     err = capsys.readouterr().err
     assert "'loss=dice, data.max_length=32' is not in this sweep" in err and len(err.splitlines()) == 1
+
+
+def test_the_sweep_callback_reports_a_sweep_without_its_baseline(tmp_path: Path) -> None:
+    """`experiment=recipes_rho100 recipe=dice,dice_cover` (baseline ce, not run): a report all the same."""
+    from omegaconf import OmegaConf
+
+    from dicebert.sweeps.callback import SweepCallback
+
+    root = tmp_path / "sweep"
+    write_multirun(root, "dice,focal", "10", "0,1")
+    for num, (loss, seed) in enumerate([("dice", 0), ("dice", 1), ("focal", 0), ("focal", 1)]):
+        make_run(root, num, loss, 10, seed, 0.5 + 0.1 * num)
+    SweepCallback(compare=True, baseline="ce").on_multirun_end(
+        OmegaConf.create({"hydra": {"sweep": {"dir": str(root)}}})
+    )
+    report = (root / "report.md").read_text()
+    assert "4 runs: 4 finished" in report and "No baseline" in report

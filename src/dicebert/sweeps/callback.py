@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from dicebert.config import check_group_choices
 from dicebert.errors import DicebertError
 from dicebert.sweeps.grid import grid_jobs, sweep_arguments
+from dicebert.sweeps.load import load_sweep
 from dicebert.sweeps.report import compare_sweep, status_counts
 from dicebert.sweeps.resume import RESUME_KEY, check_resumable
 
@@ -48,7 +49,8 @@ class SweepCallback(Callback):
     - names the W&B group ``<task_name>-<sweep folder name>`` through ``$DICEBERT_SWEEP_GROUP``;
     - after each job: closes a W&B run a failed job left open, so the next job in this process
       starts its own run instead of appending to that one;
-    - after the sweep: writes the comparison next to it (``compare: false`` to skip).
+    - after the sweep: writes the comparison next to it (``compare: false`` to skip), paired with
+      ``baseline`` when the sweep ran it.
     """
 
     def __init__(self, compare: bool = True, baseline: str | None = None) -> None:
@@ -90,7 +92,14 @@ class SweepCallback(Callback):
             return
         sweep_dir = Path(str(config.hydra.sweep.dir))
         try:
-            sweep = compare_sweep(sweep_dir, baseline=self.baseline)
+            baseline = self.baseline
+            if baseline is not None and baseline not in load_sweep(sweep_dir).methods:
+                # part of an experiment's grid (`recipe=dice,dice_cover`): still a report, unpaired
+                log.info(
+                    "the sweep did not run the baseline %r: its report has no paired differences", baseline
+                )
+                baseline = None
+            sweep = compare_sweep(sweep_dir, baseline=baseline)
         except Exception as err:  # the runs are on disk; a report problem must not hide them
             log.error("could not write the sweep comparison for %s: %s", sweep_dir, err)
             return
