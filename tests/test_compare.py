@@ -287,3 +287,7 @@ def test_the_sweep_callback_reports_a_sweep_without_its_baseline(tmp_path: Path)
     )
     report = (root / "report.md").read_text()
     assert "4 runs: 4 finished" in report and "No baseline" in report
+    SweepCallback(compare=True, baseline="focal").on_multirun_end(
+        OmegaConf.create({"hydra": {"sweep": {"dir": str(root)}}})
+    )
+    assert "Δ = method − `focal`" in (root / "report.md").read_text()  # a baseline it ran: paired

@@ -18,7 +18,6 @@ from omegaconf import DictConfig
 from dicebert.config import check_group_choices
 from dicebert.errors import DicebertError
 from dicebert.sweeps.grid import grid_jobs, sweep_arguments
-from dicebert.sweeps.load import load_sweep
 from dicebert.sweeps.report import compare_sweep, status_counts
 from dicebert.sweeps.resume import RESUME_KEY, check_resumable
 
@@ -91,15 +90,8 @@ class SweepCallback(Callback):
         if not self.compare:
             return
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        try:
-            baseline = self.baseline
-            if baseline is not None and baseline not in load_sweep(sweep_dir).methods:
-                # part of an experiment's grid (`recipe=dice,dice_cover`): still a report, unpaired
-                log.info(
-                    "the sweep did not run the baseline %r: its report has no paired differences", baseline
-                )
-                baseline = None
-            sweep = compare_sweep(sweep_dir, baseline=baseline)
+        try:  # part of an experiment's grid (`recipe=dice,dice_cover`) may lack its baseline: unpaired
+            sweep = compare_sweep(sweep_dir, default_baseline=self.baseline)
         except Exception as err:  # the runs are on disk; a report problem must not hide them
             log.error("could not write the sweep comparison for %s: %s", sweep_dir, err)
             return

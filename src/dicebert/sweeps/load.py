@@ -163,10 +163,15 @@ def tail_class(row: pd.Series | dict[str, Any], class_names: Sequence[str]) -> s
 
 
 def load_sweep(
-    *folders: str | os.PathLike[str], baseline: str | None = None, methods: Sequence[str] | None = None
+    *folders: str | os.PathLike[str],
+    baseline: str | None = None,
+    methods: Sequence[str] | None = None,
+    default_baseline: str | None = None,
 ) -> Sweep:
     """Read every run of the sweep folder(s); raise :class:`SweepError` with a one-line fix if none.
 
+    ``baseline`` must be a method of the sweep; ``default_baseline`` is used only when the sweep ran
+    it (an experiment's choice, also for a part of its grid), else :data:`DEFAULT_BASELINES`.
     ``methods`` keeps only those methods (in that order): a report over part of a larger grid.
     """
     if not folders:
@@ -206,11 +211,15 @@ def load_sweep(
                 "logs/<task>/multiruns/<time>, made by `python train.py -m ...`"
             )
         rows.extend(found)
-    return _build_sweep(paths, rows, baseline, methods)
+    return _build_sweep(paths, rows, baseline, methods, default_baseline)
 
 
 def _build_sweep(
-    folders: list[Path], rows: list[dict[str, Any]], baseline: str | None, only: Sequence[str] | None
+    folders: list[Path],
+    rows: list[dict[str, Any]],
+    baseline: str | None,
+    only: Sequence[str] | None,
+    default_baseline: str | None,
 ) -> Sweep:
     """Decide the method of each run (the swept overrides that vary) and its ρ, seed and tail class."""
     keys: list[str] = []
@@ -238,7 +247,8 @@ def _build_sweep(
         unknown = [m for m in only if m not in found]
         if unknown:
             raise SweepError(f"method {unknown[0]!r} is not in this sweep; methods: {', '.join(found)}")
-        rows = sorted((r for r in rows if r["method"] in only), key=lambda r: list(only).index(r["method"]))
+        order = {m: i for i, m in enumerate(only)}
+        rows = sorted((r for r in rows if r["method"] in order), key=lambda r: order[r["method"]])
     class_names: list[str] = []
     for row in rows:
         for key in row:
@@ -268,12 +278,10 @@ def _build_sweep(
             matrix = np.asarray(cm["matrix"], dtype=float)
             confusion[cell] = confusion[cell] + matrix if cell in confusion else matrix
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    if baseline is None and len(method_keys) == 1:
-        baseline = DEFAULT_BASELINES.get(method_keys[0])
-        baseline = baseline if baseline in methods else None
-    elif baseline is None and "ce" in methods:
-        baseline = "ce"
-    elif baseline is not None and baseline not in methods:
+    if baseline is None:  # the first of these that the sweep ran, else none
+        usual = DEFAULT_BASELINES.get(method_keys[0]) if len(method_keys) == 1 else "ce"
+        baseline = next((b for b in (default_baseline, usual) if b is not None and b in methods), None)
+    elif baseline not in methods:
         raise SweepError(
             f"baseline {baseline!r} is not a method of this sweep; methods: {', '.join(methods)}"
         )

@@ -256,12 +256,13 @@ def compare_sweep(
     out: str | os.PathLike[str] | None = None,
     baseline: str | None = None,
     methods: Sequence[str] | None = None,
+    default_baseline: str | None = None,
 ) -> Sweep:
     """Load the sweep(s) and write summary.csv, cells.csv, differences.csv, report.md and the PNG plots.
 
-    ``out`` defaults to the (first) sweep folder, next to its runs; ``methods`` keeps only those.
+    ``out`` defaults to the (first) sweep folder, next to its runs; the other options: :func:`load_sweep`.
     """
-    sweep = load_sweep(*folders, baseline=baseline, methods=methods)
+    sweep = load_sweep(*folders, baseline=baseline, methods=methods, default_baseline=default_baseline)
     target = Path(out) if out is not None else sweep.folders[0]
     target.mkdir(parents=True, exist_ok=True)
     cells, diffs = cell_table(sweep), paired_differences(sweep)  # once, for tables, plots and report
