@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+import dicebert.run_names  # noqa: F401  (registers ${run_method:...}, which logger/wandb.yaml uses)
 from dicebert.errors import ConfigError, require_extra
 
 if TYPE_CHECKING:
