@@ -171,4 +171,13 @@ def test_slurm_signal_saves_a_checkpoint_that_the_requeued_job_resumes(tmp_path:
     requeued = run_train(args, tmp_path, env={"SLURM_RESTART_COUNT": "1"})
     assert requeued.returncode == 0, requeued.stderr[-3000:]
     assert json.loads((run / ACTION_FILE).read_text())["action"] == "resumed"
-    assert (run / "metrics.json").is_file()
+    assert "skipped the 3 batches of epoch 0" in requeued.stdout, requeued.stdout[-3000:]
+
+    # Resumed mid-epoch, it ends with the metrics of the run that was never interrupted.
+    plain = run_train([*TINY, f"hydra.run.dir={tmp_path}/plain"], tmp_path)
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    want = json.loads((tmp_path / "plain" / "metrics.json").read_text())
+    got = json.loads((run / "metrics.json").read_text())
+    for key, value in want.items():
+        if not key.startswith("time/"):
+            assert got[key] == pytest.approx(value, abs=1e-6), key
