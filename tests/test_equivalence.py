@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import torch
 
-from dicebert.data.sampling import effective_class_counts
 from dicebert.losses import ALIASES, LOSSES, build_loss, canonical_name, equivalent, weight_deviation
+from dicebert.priors import effective_class_counts
 
 F64 = torch.float64
 UNIFORM = [40] * 5

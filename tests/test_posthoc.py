@@ -86,8 +86,8 @@ def test_a_run_saves_the_logits_it_was_tested_with(make_cfg) -> None:
 def test_a_covered_run_records_the_prior_it_adjusted_with(make_cfg) -> None:
     """``data.cover_classes=true`` changes the class mix the model sees: metrics.json records that prior,
     so ``python -m dicebert.posthoc`` (and the report's bootstrap) rebuild the run's own post-hoc scores."""
-    from dicebert.data.sampling import effective_class_counts
     from dicebert.posthoc import update_run
+    from dicebert.priors import effective_class_counts
     from dicebert.train import train
 
     cfg = make_cfg("data.cover_classes=true", "data.imbalance_ratio=6", "data.limit_per_class=40")

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 import dicebert.losses
-from dicebert.data.sampling import build_sampler, class_weights, effective_class_counts
+from dicebert.data.sampling import build_sampler
 from dicebert.losses import build_loss
 from dicebert.losses.base import class_weights as loss_class_weights
+from dicebert.priors import class_weights, effective_class_counts
 
 COUNTS = [50, 20, 10, 5, 2]
 

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ import numpy as np
 from sklearn.metrics import f1_score, precision_score, roc_auc_score
 
 from dicebert.atomic import atomic_path
+from dicebert.priors import log_prior, run_prior
 from dicebert.reporting.run_outputs import write_json
 
 LOGITS_FILE = "logits.npz"
@@ -50,28 +50,6 @@ def macro_f1(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> f
     return float(
         f1_score(labels, predictions, labels=list(range(num_classes)), average="macro", zero_division=0)
     )
-
-
-def log_prior(class_counts: Sequence[float], num_classes: int) -> np.ndarray:
-    """log π of the counts the model was trained on; ValueError unless ``num_classes`` positive numbers."""
-    counts = np.asarray(class_counts, dtype=np.float64)
-    if counts.shape != (num_classes,) or not (counts > 0).all():
-        raise ValueError(f"class_counts must be {num_classes} positive numbers; got {list(counts)}")
-    return np.log(counts / counts.sum())
-
-
-def run_prior(record: Mapping[str, Any], class_names: Sequence[str]) -> list[float]:
-    """The counts a run's model saw: the sampler's effective ``train/prior_count/*``, else ``train/count/*``.
-
-    ``record`` is a run's metrics.json, or its row of a sweep table (missing keys there are NaN).
-    """
-    prior = []
-    for name in class_names:
-        value = record.get(f"train/prior_count/{name}")
-        if value is None or math.isnan(float(value)):
-            value = record[f"train/count/{name}"]
-        prior.append(float(value))
-    return prior
 
 
 def adjusted_predictions(logits: np.ndarray, tau: float, log_pi: np.ndarray) -> np.ndarray:

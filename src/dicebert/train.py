@@ -38,11 +38,11 @@ from dicebert.config import (
     instantiate_group,
     print_config_tree,
 )
-from dicebert.data.sampling import effective_class_counts
 from dicebert.drw import SelectAfterReweighting, hold_early_stopping
 from dicebert.errors import CheckpointMismatchError, DicebertError, one_line
 from dicebert.hardware import resolve_precision
 from dicebert.posthoc import LOGITS_FILE, posthoc_metrics, save_logits
+from dicebert.priors import effective_class_counts
 from dicebert.reporting.health import ValMacroF1History, check_health
 from dicebert.reporting.logits import TestLogitsRecorder
 from dicebert.reporting.mechanism import ClassSignalMonitor

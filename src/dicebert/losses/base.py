@@ -11,6 +11,10 @@ from torch import Tensor, nn
 
 from dicebert.errors import ConfigError
 
+# re-exported: the loss modules take their class weights from here, computed in the one home of priors
+from dicebert.priors import WEIGHTINGS as WEIGHTINGS
+from dicebert.priors import class_weights as class_weights
+
 
 class ClassificationLoss(nn.Module):
     """Base class: raw logits ``[N, C]`` + integer targets ``[N]`` → scalar.
@@ -175,28 +179,3 @@ def global_batch_sums(sums: Tensor) -> Tensor:
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         return dist_nn.all_reduce(sums)
     return sums
-
-
-WEIGHTINGS = ("inverse", "sqrt", "effective_number")
-
-
-def class_weights(counts: Tensor | Sequence[float], weighting: str, beta: float = 0.999) -> Tensor:
-    """Per-class weights from class counts, normalised to sum to C (so ``w = 1`` means unweighted).
-
-    ``inverse``: ∝ 1/n_c (N/(C·n_c) before normalising); ``sqrt``: ∝ n_c^−½; ``effective_number``
-    (Cui et al. 2019): ∝ (1−β)/(1−β^n_c). Normalising keeps the loss on CE's scale whatever the scheme.
-    The one home of these weights: the losses and the data samplers (``data.sampler``) both use it.
-    """
-    if weighting not in WEIGHTINGS:
-        raise ConfigError(f"unknown weighting {weighting!r}; choose one of {', '.join(WEIGHTINGS)}")
-    if not 0.0 <= beta < 1.0:
-        raise ConfigError(f"effective-number beta must be in [0, 1); got {beta}")
-    counts = torch.as_tensor(counts, dtype=torch.float64)
-    if weighting == "inverse":
-        raw = counts.sum() / (counts.numel() * counts)
-    elif weighting == "sqrt":
-        raw = counts.rsqrt()
-    else:
-        # 1 − β^n computed as −expm1(n·log β): exact for β near 1, where 1 − β^n cancels.
-        raw = (1.0 - beta) / -torch.expm1(counts * torch.log(torch.tensor(beta, dtype=torch.float64)))
-    return raw * (counts.numel() / raw.sum())

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from dicebert.posthoc import LOGITS_FILE, adjusted_predictions, log_prior, macro_f1, run_prior
+from dicebert.posthoc import LOGITS_FILE, adjusted_predictions, macro_f1
+from dicebert.priors import log_prior, run_prior
 from dicebert.sweeps.load import METRICS, Sweep
 
 #: The metrics whose difference to the baseline the report shows. Post-hoc macro-F1 pairs each
