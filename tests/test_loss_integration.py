@@ -12,9 +12,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from dicebert.losses import LOSSES, build_loss
+from dicebert.losses import LOSSES, build_loss, loss_defaults
 from dicebert.models import ClassifierModule
-from dicebert.models.classifier import CosineHead
+from dicebert.models.classifier import COSINE_SCALE, CosineHead
 
 F64 = torch.float64
 COUNTS5 = [50, 20, 10, 5, 2]
@@ -86,6 +86,12 @@ def test_module_refuses_a_head_whose_scale_is_not_ldams() -> None:
     _module(ldam, logit_scale=30.0)
     _module(build_loss("ldam", class_counts=COUNTS5, scale=1.0), logit_scale=1.0)
     _module(build_loss("ce"), logit_scale=30.0)  # losses without a stated scale take any head
+
+
+def test_ldam_and_the_cosine_head_default_to_one_scale() -> None:
+    """Two defaults in two rooms (the head's and the loss's): ``head=cosine loss=ldam`` needs both equal."""
+    assert loss_defaults("ldam")["scale"] == COSINE_SCALE
+    assert CosineHead(4, 3).scale == build_loss("ldam", class_counts=COUNTS5[:3]).logit_scale
 
 
 # ----------------------------------------------------------------------------- DRW

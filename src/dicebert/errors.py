@@ -44,6 +44,10 @@ class SweepError(DicebertError, ValueError):
     """A folder that is not a sweep, or an option that does not fit it; the message says what to pass."""
 
 
+class ResumeError(SweepError):
+    """A sweep that cannot be resumed as asked; the message names the fix."""
+
+
 class PredictError(DicebertError, ValueError):
     """Bad prediction options or inputs; the message names the problem and the fix in one line."""
 

@@ -43,10 +43,11 @@ from dicebert.errors import CheckpointMismatchError, DicebertError, one_line
 from dicebert.hardware import resolve_precision
 from dicebert.posthoc import LOGITS_FILE, posthoc_metrics, save_logits
 from dicebert.priors import effective_class_counts
+from dicebert.reporting.finish import write_test_outputs
 from dicebert.reporting.health import ValMacroF1History, check_health
 from dicebert.reporting.logits import TestLogitsRecorder
 from dicebert.reporting.mechanism import ClassSignalMonitor
-from dicebert.reporting.run_outputs import build_metrics_record, write_json, write_test_outputs
+from dicebert.reporting.run_outputs import build_metrics_record, write_json
 from dicebert.sweeps.resume import (
     RESUME_KEY,
     JobAction,

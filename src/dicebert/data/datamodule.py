@@ -16,9 +16,10 @@ from dicebert.atomic import atomic_path
 from dicebert.data.batching import LengthGroupedBatchSampler
 from dicebert.data.imbalance import limit_per_class, make_long_tailed
 from dicebert.data.sampling import SAMPLERS, ClassCoveringBatchSampler, build_sampler
-from dicebert.data.sources import DataError, RawSplits, label_strings
+from dicebert.data.sources import RawSplits, label_strings
 from dicebert.data.splits import duplicate_summary, group_stratified_split
 from dicebert.data.tokenization import auto_max_length, tokenize, tokenizer_fingerprint
+from dicebert.errors import DataError
 from dicebert.models.encoders import load_tokenizer
 
 log = logging.getLogger(__name__)

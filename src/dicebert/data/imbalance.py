@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from dicebert.data.sources import DataError
+from dicebert.errors import DataError
 
 CLASS_ORDERS = ("descending", "ascending", "name", "rotate")
 

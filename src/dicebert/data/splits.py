@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from dicebert.data.sources import DataError
+from dicebert.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 
 from dicebert.errors import ConfigError
-from dicebert.losses import ALIASES, canonical_name, loss_defaults
 from dicebert.losses.base import class_weights
+from dicebert.losses.registry import ALIASES, canonical_name, loss_defaults
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,6 @@ from dicebert.errors import ConfigError
 from dicebert.losses import register, register_alias
 from dicebert.losses.base import ClassificationLoss, class_weights, one_hot
 
-#: LDAM's s (Cao et al. 2019), also the cosine head's default scale, so the two agree by default.
-COSINE_SCALE = 30.0
-
 
 @register("ldam")
 class LDAMLoss(ClassificationLoss):
@@ -39,7 +36,7 @@ class LDAMLoss(ClassificationLoss):
         self,
         class_counts: Sequence[int] | None = None,
         max_margin: float = 0.5,
-        scale: float = COSINE_SCALE,
+        scale: float = 30.0,  # the paper's s; the cosine head's default too (models.classifier)
         drw_start: int | float | None = None,
         beta: float = 0.999,
     ) -> None:

@@ -8,7 +8,10 @@ from torch.nn import functional as F
 from transformers import PreTrainedModel
 
 from dicebert.errors import ConfigError
-from dicebert.losses.logit_adjustment import COSINE_SCALE
+
+#: The cosine head's default scale s: LDAM's (Cao et al. 2019), whose loss default is the same value,
+#: so ``head=cosine`` with ``loss=ldam`` agree without options (the module checks that they do).
+COSINE_SCALE = 30.0
 
 POOLINGS = ("pooler", "cls", "mean")
 HEADS = ("linear", "cosine")

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from dicebert.reporting.run_outputs import confusion_figure, results_table
+
 log = logging.getLogger(__name__)
 
 
@@ -94,8 +96,6 @@ def _log_wandb(
 def _log_tensorboard(
     writer: Any, record: Mapping[str, float], class_names: Sequence[str], matrix: np.ndarray, output_dir: Path
 ) -> None:
-    from dicebert.reporting.run_outputs import confusion_figure, results_table
-
     # Figure objects, not pyplot: nothing to close (close=False), no backend switched.
     writer.add_figure("test/per_class", per_class_figure(record, class_names), close=False)
     writer.add_figure("test/confusion_matrix", confusion_figure(matrix, class_names), close=False)

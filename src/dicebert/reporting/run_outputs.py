@@ -145,22 +145,3 @@ def results_table(
         for name in class_names
     ]
     return "\n".join([title, summary, markdown_table(["class", "F1", "recall", "train n"], rows)])
-
-
-def write_test_outputs(
-    output_dir: str | os.PathLike[str],
-    record: Mapping[str, float],
-    class_names: Sequence[str],
-    confusion: np.ndarray,
-    loggers: Sequence[Any] = (),
-) -> None:
-    """The files of a finished run, ``metrics.json`` last: its presence means the run finished."""
-    from dicebert.reporting.dashboards import log_run_outputs
-
-    output_dir = Path(output_dir)
-    names = [str(n) for n in class_names]
-    plot_confusion_matrix(confusion, names, output_dir / "confusion_matrix.png")
-    write_json(output_dir / "confusion_matrix.json", {"class_names": names, "matrix": confusion.tolist()})
-    write_json(output_dir / "metrics.json", record)
-    log.info("\n%s\nrun folder: %s", results_table(record, names), output_dir)
-    log_run_outputs(loggers, record, names, confusion, output_dir)

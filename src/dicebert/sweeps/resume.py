@@ -31,7 +31,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from dicebert.errors import SweepError
+from dicebert.errors import ResumeError
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,6 @@ class JobAction(str, Enum):
     RUN = "ran"
     RESUME = "resumed"
     SKIP = "skipped"
-
-
-class ResumeError(SweepError):
-    """A sweep that cannot be resumed as asked; the message names the fix."""
 
 
 def requeued() -> bool:
