@@ -129,6 +129,33 @@ def test_rotate_makes_each_bbc_class_the_tail_twice_in_ten_seeds(tmp_path: Path)
     assert tails[:5] == tails[5:]  # seed k and k + 5 share the tail
 
 
+def test_val_imbalance_gives_validation_the_training_profile(tmp_path: Path) -> None:
+    """ρ = 100: validation follows the training proportions with ≥ min_val_per_class per class;
+    training and test are the same examples as without the option."""
+    common = dict(
+        source=BBCNews(text_field="title_body"),
+        tokenizer=TOKENIZER,
+        seed=3,
+        imbalance_ratio=100,
+        class_order="rotate",
+        min_val_per_class=5,
+        cache_dir=str(tmp_path),
+    )
+    natural = TextClassificationDataModule(**common).load_tables()
+    dm = TextClassificationDataModule(**common, val_imbalance=True)
+    tables = dm.load_tables()
+    for role in ("train", "test"):
+        pd.testing.assert_frame_equal(tables[role], natural[role])
+    train = tables["train"]["label"].value_counts()
+    val = tables["val"]["label"].value_counts()
+    head, tail = train.idxmax(), train.idxmin()
+    assert val[tail] == 5 < natural["val"]["label"].value_counts()[tail]
+    assert val[head] == natural["val"]["label"].value_counts()[head]  # the head limits the scale
+    assert list(val.sort_values(ascending=False).index[:2]) == list(train.index[:2])
+    assert set(tables["val"]["text"]) <= set(natural["val"]["text"])
+    assert dm.summary["val_imbalance"] is True
+
+
 def test_stratified_split_is_deterministic_and_stratified(bbc: pd.DataFrame) -> None:
     rest, test = group_stratified_split(bbc, 0.2, seed=3, what="test")
     _, test2 = group_stratified_split(bbc, 0.2, seed=3, what="test")

@@ -14,7 +14,7 @@ from transformers import DataCollatorWithPadding
 
 from dicebert.atomic import atomic_path
 from dicebert.data.batching import LengthGroupedBatchSampler
-from dicebert.data.imbalance import limit_per_class, make_long_tailed
+from dicebert.data.imbalance import limit_per_class, make_long_tailed, match_profile
 from dicebert.data.sampling import SAMPLERS, ClassCoveringBatchSampler, build_sampler
 from dicebert.data.sources import RawSplits, label_strings
 from dicebert.data.splits import duplicate_summary, group_stratified_split
@@ -46,6 +46,9 @@ class TextClassificationDataModule(L.LightningDataModule):
 
     ``imbalance_ratio`` ρ subsamples the training split to the profile of
     :func:`~dicebert.data.imbalance.long_tail_counts` (ρ = 1: balanced); None keeps it as it is.
+    ``val_imbalance`` subsamples validation to the training split's class proportions too (at
+    least ``min_val_per_class`` per class), so that checkpoints and post-hoc τ are chosen on the
+    class mix training sees rather than on a near-balanced validation split; test is never touched.
     Splits the project makes keep identical texts together and give val at least
     ``min_val_per_class`` examples of each class (:mod:`dicebert.data.splits`); texts shared by
     given splits are counted in ``summary["duplicates"]``. ``max_length="auto"``: see
@@ -69,6 +72,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         test_fraction: float = 0.2,
         min_val_per_class: int = 0,
         imbalance_ratio: float | None = None,
+        val_imbalance: bool = False,
         class_order: str | Sequence[str] = "descending",
         sampler: str = "none",
         sampler_beta: float = 0.999,
@@ -120,6 +124,7 @@ class TextClassificationDataModule(L.LightningDataModule):
         self.test_fraction = test_fraction
         self.min_val_per_class = min_val_per_class
         self.imbalance_ratio = imbalance_ratio
+        self.val_imbalance = val_imbalance
         self.class_order = class_order
         self.sampler = sampler
         self.sampler_beta = sampler_beta
@@ -276,10 +281,14 @@ class TextClassificationDataModule(L.LightningDataModule):
                 labels = pd.concat([f["label"] for f in source.values() if f is not None]).astype(str)
                 rotate_counts = labels.value_counts().to_dict()
             train = make_long_tailed(train, self.imbalance_ratio, self.seed, self.class_order, rotate_counts)
+            if self.val_imbalance:  # select checkpoints and τ on the class mix the model trains on
+                train_counts = train["label"].astype(str).value_counts().to_dict()
+                tables["val"] = match_profile(tables["val"], train_counts, self.min_val_per_class, self.seed)
         tables["train"] = train
         self.summary["duplicates"] = duplicate_summary(source, tables, given)
         self.summary["dropped_rows"] = dropped
         self.summary["imbalance_ratio"] = self.imbalance_ratio
+        self.summary["val_imbalance"] = bool(self.val_imbalance and self.imbalance_ratio is not None)
         return tables
 
     def _load_raw(self) -> RawSplits:
