@@ -96,6 +96,28 @@ def test_ema_statistics_follow_the_running_average_reference(name: str) -> None:
     torch.testing.assert_close(dice.running, running)
 
 
+def test_mask_with_ema_masks_the_classes_absent_from_this_batch() -> None:
+    """Presence is the batch's: the running Σy stays > 0 after a class's first batch, so a mask read
+    from it would never act again (the recipe would be plain EMA-Dice under another name)."""
+    m = 0.8
+    loss = build_loss("dice", class_counts=[10, 8, 6, 4, 2], ema=m, absent="mask").train()
+    z0, t0 = _batch(20, [0, 1, 2, 3, 4])
+    loss(z0, t0)
+    prev = _sums(z0, t0)
+    z1, t1 = _batch(21, [0, 1])  # classes 2–4 absent here, present in the running sums
+    got = _grad(lambda x: loss(x, t1), z1)
+
+    def ref(x: torch.Tensor) -> torch.Tensor:
+        s = m * prev + (1 - m) * _sums(x, t1)
+        dice = (2 * s[0] + 1.0) / (s[1] + s[2] + 1.0)
+        return 1 - dice[[0, 1]].mean()
+
+    torch.testing.assert_close(got, _grad(ref, z1), rtol=1e-10, atol=1e-12)
+    unmasked = build_loss("dice", class_counts=[10, 8, 6, 4, 2], ema=m).train()
+    unmasked(z0, t0)
+    assert not torch.isclose(unmasked(z1, t1), got[0])
+
+
 def test_ema_updates_only_in_training_and_is_checkpointed() -> None:
     counts = [10, 8, 6, 4, 2]
     loss = build_loss("dice", class_counts=counts, ema=0.9)

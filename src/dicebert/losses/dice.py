@@ -132,7 +132,10 @@ class DiceLoss(ClassificationLoss):
 
         Under DDP the batch sums are the global batch's (:func:`~dicebert.losses.base.global_batch_sums`).
         """
-        batch = global_batch_sums(self.batch_sums(probs, targets))
+        return self.mix(global_batch_sums(self.batch_sums(probs, targets)))
+
+    def mix(self, batch: Tensor) -> Tensor:
+        """The running sums mixed with this (global) batch's; the batch's own without ``ema``."""
         if self.ema is None:
             return batch
         if self.running is None or self.running.shape[1] != batch.shape[1]:
@@ -154,11 +157,14 @@ class DiceLoss(ClassificationLoss):
         if self.offset is not None:  # training-time prior shift; predictions use the raw logits
             logits = logits + self.offset.to(logits)
         probs = torch.softmax(logits, dim=1)
-        intersection, predicted, actual = self.sums(probs, targets)
+        batch = global_batch_sums(self.batch_sums(probs, targets))
+        intersection, predicted, actual = self.mix(batch)
         dice = (2.0 * intersection + self.smooth_nr) / (predicted + actual + self.smooth_dr)
         if self.weight is not None and self.weight.numel() != dice.numel():
             raise ConfigError(f"dice weight has {self.weight.numel()} entries for {dice.numel()} classes")
-        present = actual > 0 if self.absent == "mask" else None
+        # Presence is this global batch's, not the running sums': with ema those stay > 0 for ever
+        # after a class's first batch, so the mask would never act.
+        present = batch[2] > 0 if self.absent == "mask" else None
         return 1.0 - _class_mean(dice, present, self.weight)
 
 
