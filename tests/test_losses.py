@@ -375,6 +375,30 @@ def test_ldam_margins_and_deferred_reweighting() -> None:
     )
 
 
+@pytest.mark.parametrize("name", ["weighted_ce", "class_balanced", "ldam"])
+def test_weight_sum_norm_is_pytorchs_weighted_mean(name: str) -> None:
+    """``weight_norm=weight_sum`` is Σw·ℓ/Σw (the DRW reference, F.cross_entropy(weight=w)); the default
+    is mean_i w·ℓ, which differs from it by the batch's mean weight."""
+    options: dict[str, Any] = {"drw_start": 0.5, **({"base": "ce"} if name == "class_balanced" else {})}
+    z, t = _batch(5, "mixed")
+    default = build_loss(name, class_counts=COUNTS5, **options)
+    ref_sum = build_loss(name, class_counts=COUNTS5, weight_norm="weight_sum", **options)
+    for loss in (default, ref_sum):
+        loss.set_progress(10**6, 0.99)  # any deferred weights on
+    w = (default.drw_weight if name == "ldam" else default.weight).to(z)
+    shifted = (
+        z - (30.0 * default.margins.to(z))[None, :] * torch.eye(z.shape[1], dtype=z.dtype)[t]
+        if (name == "ldam")
+        else z
+    )
+    ce = torch.nn.functional.cross_entropy(shifted, t, reduction="none")
+    torch.testing.assert_close(ref_sum(z, t), torch.nn.functional.cross_entropy(shifted, t, weight=w))
+    torch.testing.assert_close(default(z, t), (w[t] * ce).mean())
+    assert not torch.isclose(default(z, t), ref_sum(z, t))
+    with pytest.raises(ConfigError, match="weight_norm='sum' is not one of batch_mean, weight_sum"):
+        build_loss(name, class_counts=COUNTS5, weight_norm="sum", **options)
+
+
 def test_batch_level_flag_matches_behaviour() -> None:
     """Per-sample losses of a batch are the mean over two equal halves; set losses are not."""
     z, t = _batch(5, "mixed")

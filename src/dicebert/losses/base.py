@@ -179,3 +179,26 @@ def global_batch_sums(sums: Tensor) -> Tensor:
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         return dist_nn.all_reduce(sums)
     return sums
+
+
+#: How a class-weighted loss averages ``w_{y_i}·ℓ_i`` over the batch (``weight_norm``).
+WEIGHT_NORMS = ("batch_mean", "weight_sum")
+
+
+def weighted_mean(values: Tensor, weights: Tensor, weight_norm: str) -> Tensor:
+    """``mean_i w_i·ℓ_i`` (``batch_mean``) or ``Σ w_i·ℓ_i / Σ w_i`` (``weight_sum``).
+
+    ``weight_sum`` is PyTorch's weighted cross-entropy and the DRW reference's (Cao et al. 2019):
+    every batch keeps the scale of an unweighted mean. ``batch_mean`` keeps the weights' own scale
+    (they sum to C), so a batch of head examples contributes little in absolute terms: at ρ = 100
+    the mean example weight is about 0.1, which shrinks the re-weighted phase's step size.
+    """
+    if weight_norm == "weight_sum":
+        return (weights * values).sum() / weights.sum().clamp_min(torch.finfo(values.dtype).tiny)
+    return (weights * values).mean()
+
+
+def check_weight_norm(weight_norm: str) -> str:
+    if weight_norm not in WEIGHT_NORMS:
+        raise ConfigError(f"weight_norm={weight_norm!r} is not one of {', '.join(WEIGHT_NORMS)}")
+    return weight_norm

@@ -9,7 +9,13 @@ from torch import Tensor
 
 from dicebert.errors import ConfigError
 from dicebert.losses import register
-from dicebert.losses.base import ClassificationLoss, class_weights, log_probs_and_complements
+from dicebert.losses.base import (
+    ClassificationLoss,
+    check_weight_norm,
+    class_weights,
+    log_probs_and_complements,
+    weighted_mean,
+)
 
 
 def focal_per_sample(logits: Tensor, targets: Tensor, gamma: float) -> Tensor:
@@ -46,9 +52,11 @@ class FocalLoss(ClassificationLoss):
         alpha: Sequence[float] | str | None = None,
         beta: float = 0.999,
         drw_start: int | float | None = None,
+        weight_norm: str = "batch_mean",
     ) -> None:
         super().__init__(class_counts)
         self.init_drw(drw_start)
+        self.weight_norm = check_weight_norm(weight_norm)
         if gamma < 0:
             raise ConfigError(f"focal gamma must be >= 0; got {gamma}")
         self.gamma = gamma
@@ -71,5 +79,5 @@ class FocalLoss(ClassificationLoss):
                 raise ConfigError(
                     f"focal alpha has {self.alpha.numel()} entries for {logits.shape[1]} classes"
                 )
-            loss = self.alpha.to(loss)[targets.long()] * loss
+            return weighted_mean(loss, self.alpha.to(loss)[targets.long()], self.weight_norm)
         return loss.mean()

@@ -11,7 +11,13 @@ from torch.nn import functional as F
 
 from dicebert.errors import ConfigError
 from dicebert.losses import register, register_alias
-from dicebert.losses.base import ClassificationLoss, class_weights, one_hot
+from dicebert.losses.base import (
+    ClassificationLoss,
+    check_weight_norm,
+    class_weights,
+    one_hot,
+    weighted_mean,
+)
 
 
 @register("ldam")
@@ -39,11 +45,13 @@ class LDAMLoss(ClassificationLoss):
         scale: float = 30.0,  # the paper's s; the cosine head's default too (models.classifier)
         drw_start: int | float | None = None,
         beta: float = 0.999,
+        weight_norm: str = "batch_mean",
     ) -> None:
         super().__init__(class_counts)
         if max_margin < 0 or scale <= 0:
             raise ConfigError(f"need max_margin >= 0 and scale > 0; got {max_margin}, {scale}")
         self.init_drw(drw_start, active_without_start=False)
+        self.weight_norm = check_weight_norm(weight_norm)
         margins = self.counts.pow(-0.25)
         self.register_buffer("margins", margins * (max_margin / margins.max()), persistent=False)
         self.register_buffer(
@@ -62,7 +70,7 @@ class LDAMLoss(ClassificationLoss):
         shifted = logits - one_hot(targets, logits.shape[1], logits.dtype) * margins
         rows = F.cross_entropy(shifted, targets, reduction="none")
         if self.weights_active:
-            rows = self.drw_weight.to(rows)[targets] * rows
+            return weighted_mean(rows, self.drw_weight.to(rows)[targets], self.weight_norm)
         return rows.mean()
 
 

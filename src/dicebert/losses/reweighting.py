@@ -1,8 +1,9 @@
 """Losses that re-weight samples by their class's training frequency (weighted CE, class-balanced).
 
-Convention shared with ``focal`` and ``ldam``: the loss is the plain batch mean of ``w_{y_i}·ℓ_i``,
-not PyTorch's ``Σ w ℓ / Σ w``, which would rescale each batch by its own class mix and so undo
-the re-weighting between batches. ``drw_start`` defers the weights (DRW, Cao et al. 2019): the
+Convention shared with ``focal`` and ``ldam``: by default the loss is the plain batch mean of
+``w_{y_i}·ℓ_i`` (``weight_norm=batch_mean``); ``weight_norm=weight_sum`` is PyTorch's
+``Σ w ℓ / Σ w``, the DRW reference's (:func:`~dicebert.losses.base.weighted_mean`).
+``drw_start`` defers the weights (DRW, Cao et al. 2019): the
 loss is unweighted until that epoch or fraction of training.
 """
 
@@ -16,7 +17,13 @@ from torch.nn import functional as F
 
 from dicebert.errors import ConfigError
 from dicebert.losses import register
-from dicebert.losses.base import ClassificationLoss, class_weights, one_hot
+from dicebert.losses.base import (
+    ClassificationLoss,
+    check_weight_norm,
+    class_weights,
+    one_hot,
+    weighted_mean,
+)
 from dicebert.losses.focal import focal_per_sample
 
 log = logging.getLogger("dicebert")
@@ -36,9 +43,11 @@ class WeightedCELoss(ClassificationLoss):
         weighting: str = "inverse",
         beta: float = 0.999,
         drw_start: int | float | None = None,
+        weight_norm: str = "batch_mean",
     ) -> None:
         super().__init__(class_counts)
         self.init_drw(drw_start)
+        self.weight_norm = check_weight_norm(weight_norm)
         self.weighting = weighting
         self.register_buffer("weight", class_weights(self.counts, weighting, beta), persistent=False)
 
@@ -47,7 +56,7 @@ class WeightedCELoss(ClassificationLoss):
         ce = F.cross_entropy(logits, targets, reduction="none")
         if not self.weights_active:
             return ce.mean()
-        return (self.weight.to(ce)[targets] * ce).mean()
+        return weighted_mean(ce, self.weight.to(ce)[targets], self.weight_norm)
 
 
 CB_BASES = ("ce", "focal", "sigmoid")
@@ -74,9 +83,11 @@ class ClassBalancedLoss(ClassificationLoss):
         beta: float = 0.999,
         gamma: float = 2.0,
         drw_start: int | float | None = None,
+        weight_norm: str = "batch_mean",
     ) -> None:
         super().__init__(class_counts)
         self.init_drw(drw_start)
+        self.weight_norm = check_weight_norm(weight_norm)
         if base not in CB_BASES:
             raise ConfigError(f"unknown class_balanced base {base!r}; choose one of {', '.join(CB_BASES)}")
         if gamma < 0:
@@ -107,4 +118,4 @@ class ClassBalancedLoss(ClassificationLoss):
             loss = F.binary_cross_entropy_with_logits(logits, y, reduction="none").sum(dim=1)
         if not self.weights_active:
             return loss.mean()
-        return (self.weight.to(loss)[targets] * loss).mean()
+        return weighted_mean(loss, self.weight.to(loss)[targets], self.weight_norm)
