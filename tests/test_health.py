@@ -8,12 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from dicebert.reporting.health import (
-    ValMacroF1History,
-    check_health,
-    macro_f1_from_confusion,
-    majority_baseline_macro_f1,
-)
+from dicebert.metrics import macro_f1_from_confusion
+from dicebert.reporting.health import ValMacroF1History, check_health, majority_baseline_macro_f1
 
 NAMES = ["head", "mid", "tail"]
 TRAIN_COUNTS = [100, 30, 10]

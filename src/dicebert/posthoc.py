@@ -26,6 +26,7 @@ import numpy as np
 from sklearn.metrics import f1_score, precision_score, roc_auc_score
 
 from dicebert.atomic import atomic_path
+from dicebert.metrics import macro_f1
 from dicebert.priors import log_prior, run_prior
 from dicebert.reporting.run_outputs import write_json
 
@@ -43,13 +44,6 @@ def save_logits(path: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]]) ->
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         save: Any = np.savez_compressed  # numpy's stub reads **arrays as its allow_pickle flag
         save(handle, **arrays)
-
-
-def macro_f1(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> float:
-    """Macro-F1 over all ``num_classes`` (a class never predicted nor present scores 0, as in the runs)."""
-    return float(
-        f1_score(labels, predictions, labels=list(range(num_classes)), average="macro", zero_division=0)
-    )
 
 
 def adjusted_predictions(logits: np.ndarray, tau: float, log_pi: np.ndarray) -> np.ndarray:
