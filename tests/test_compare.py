@@ -290,4 +290,4 @@ def test_the_sweep_callback_reports_a_sweep_without_its_baseline(tmp_path: Path)
     SweepCallback(compare=True, baseline="focal").on_multirun_end(
         OmegaConf.create({"hydra": {"sweep": {"dir": str(root)}}})
     )
-    assert "Δ = method − `focal`" in (root / "report.md").read_text()  # a baseline it ran: paired
+    assert "Baseline: `focal`" in (root / "report.md").read_text()  # a baseline it ran: paired

@@ -85,7 +85,7 @@ def test_a_run_saves_the_logits_it_was_tested_with(make_cfg) -> None:
 
 def test_a_covered_run_records_the_prior_it_adjusted_with(make_cfg) -> None:
     """``data.cover_classes=true`` changes the class mix the model sees: metrics.json records that prior,
-    so ``python -m dicebert.posthoc`` (and the report's bootstrap) rebuild the run's own post-hoc scores."""
+    so ``python -m dicebert.posthoc`` rebuilds the run's own post-hoc scores."""
     from dicebert.posthoc import update_run
     from dicebert.priors import effective_class_counts
     from dicebert.train import train

@@ -1,4 +1,4 @@
-"""Comparisons a reviewer accepts: Holm over the family, bootstrap intervals in range, no method twice."""
+"""Comparisons a reviewer accepts: seed-level tests, one Holm family per report, an MDD, no method twice."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import yaml
 
+from dicebert.errors import SweepError
 from dicebert.posthoc import LOGITS_FILE, save_logits
+from dicebert.sweeps.inference import holm, mdd, seed_test, sign_flip_p, t_power
 from dicebert.sweeps.load import load_sweep
-from dicebert.sweeps.report import render_report
-from dicebert.sweeps.stats import holm, identical_methods, paired_bootstrap, paired_differences
+from dicebert.sweeps.report import compare_sweep, render_report
+from dicebert.sweeps.stats import best_on_validation, identical_methods, paired_differences
 
 CLASSES = ["a", "b", "c"]
 COUNTS = {"a": 40.0, "b": 12.0, "c": 4.0}
@@ -24,24 +26,6 @@ def test_holm_matches_the_step_down_procedure() -> None:
     assert adjusted[[0, 2, 1, 4]] == pytest.approx([0.04, 0.09, 0.09, 0.5])
     assert np.isnan(adjusted[3])
     assert holm([0.9, 0.8]).max() == 1.0  # capped
-
-
-def test_bootstrap_interval_stays_in_range_and_sees_a_real_difference() -> None:
-    rng = np.random.default_rng(0)
-    seeds = []
-    for _ in range(3):
-        labels = rng.integers(0, 3, 120)
-        good = np.where(rng.random(120) < 0.95, labels, (labels + 1) % 3)
-        bad = np.where(rng.random(120) < 0.55, labels, (labels + 1) % 3)
-        seeds.append((labels, good, bad, None))
-    out = paired_bootstrap(seeds, 3)
-    assert 0.3 < out["diff"] < 0.5 and out["ci_low"] > 0.2 and out["p"] < 0.01
-    # A near-perfect tail vs a dead tail: the t interval over 3 seeds would pass +1; the bootstrap cannot.
-    tail = [(s[0], s[0], np.zeros_like(s[0]), 2) for s in seeds]
-    out = paired_bootstrap(tail, 3)
-    assert out["ci_high"] <= 1.0 and out["diff"] == pytest.approx(1.0)
-    same = paired_bootstrap([(s[0], s[1], s[1], None) for s in seeds], 3)
-    assert same["ci_low"] == same["ci_high"] == 0.0 and same["p"] == 1.0
 
 
 def make_run(
@@ -97,73 +81,82 @@ def sweep_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_one_method_twice_is_flagged_and_the_family_is_holm_corrected(sweep_dir: Path) -> None:
+def test_one_method_twice_is_flagged_and_the_family_spans_every_metric(sweep_dir: Path) -> None:
     sweep = load_sweep(sweep_dir)
     assert sweep.baseline == "ce"
     notes = identical_methods(sweep)
     assert notes[("balanced_softmax", "none")].startswith("= logit_adjusted by construction")
     diffs = paired_differences(sweep).set_index("method")
-    assert set(diffs["test/macro_f1/interval"]) == {"bootstrap"}
+    # focal collapsed on every seed: its comparisons use the sign-flip test, the others the t-test
+    assert diffs.loc["focal", "test/macro_f1/test"] == "sign-flip"
+    assert diffs.loc["logit_adjusted", "test/macro_f1/test"] == "t"
+    # 2 comparisons (the twin row is not a test) × 2 metrics with values (no post-hoc in these runs)
+    assert set(diffs["family_size"]) == {4}
+    p = diffs[[c for c in diffs.columns if c.endswith("/p")]].to_numpy(dtype=float)
+    expected = holm(p.ravel()).reshape(p.shape)
+    holm_cols = [c for c in diffs.columns if c.endswith("/p_holm")]
+    np.testing.assert_allclose(diffs[holm_cols].to_numpy(dtype=float), expected, equal_nan=True)
     row = diffs.loc["logit_adjusted"]
-    assert row["test/macro_f1/ci_low"] > 0 and row["test/macro_f1/p_holm"] >= row["test/macro_f1/p"]
-    assert diffs["test/tail_f1/ci_low"].min() >= -1 and diffs["test/tail_f1/ci_high"].max() <= 1
+    assert row["test/macro_f1/ci_low"] < row["test/macro_f1/diff"] < row["test/macro_f1/ci_high"]
+    assert row["test/macro_f1/diff"] > 0 and row["test/macro_f1/p_holm"] >= row["test/macro_f1/p"]
+    assert row["test/macro_f1/mdd"] == pytest.approx(mdd(row["test/macro_f1/sd"], 3, 0.05 / 4))
+    assert np.isinf(diffs.loc["focal", "test/macro_f1/mdd"])  # 3 seeds: the sign flip cannot reject
     report = render_report(sweep)
     assert "= logit_adjusted by construction" in report and "3 of 3 collapsed" in report
-    assert "family of all 2 (method, ρ) comparisons" in report  # the twin row is not a test
+    assert "Holm's correction over all 4 tests" in report
 
 
-def write_prior_learning_runs(root: Path, recorded: dict[str, float] | None = None) -> None:
-    """``ce`` (τ = 0) and ``logit_adjusted`` (τ = 1) on the same logits over 3 seeds.
-
-    The logits learned the prior, so the tail scores under the head (a threshold failure) until τ = 1
-    removes it. ``recorded``: a post-hoc macro-F1 per loss to write instead of the true one (× 1.05 per
-    seed), as a run that adjusted with a prior it did not record would have.
-    """
-    from sklearn.metrics import f1_score
-
-    rng = np.random.default_rng(3)
-    log_pi = np.log(np.array(list(COUNTS.values())) / sum(COUNTS.values()))
-    num = 0
-    for seed in range(3):
-        labels = rng.integers(0, 3, 90)
-        logits = (1.5 * np.eye(3)[labels] + log_pi + rng.normal(0, 0.05, (90, 3))).astype(np.float32)
-        for loss, tau in [("ce", 0.0), ("logit_adjusted", 1.0)]:
-            adjusted = (logits - tau * log_pi).argmax(1)
-            posthoc = f1_score(labels, adjusted, labels=[0, 1, 2], average="macro", zero_division=0)
-            if recorded is not None:
-                posthoc = recorded[loss] * 1.05**seed
-            extra = {"posthoc/tau": tau, "posthoc/test/macro_f1": float(posthoc)}
-            make_run(root, num, loss, seed, logits.argmax(1), labels, logits=logits, extra=extra)
-            num += 1
+def test_seed_test_uses_t_or_sign_flip_and_never_returns_p_zero() -> None:
+    diff = [0.10, 0.05, 0.20]  # sd 0.076376, mean 0.116667: t = 2.646 on 2 df
+    t = seed_test(diff)
+    assert t["test"] == "t" and t["p_t"] == pytest.approx(0.1181, abs=1e-3)
+    assert t["p_signflip"] == pytest.approx(0.25)  # all 3 positive: 2 of 8 patterns reach it
+    robust = seed_test(diff, robust=True)
+    assert robust["test"] == "sign-flip" and robust["p"] == pytest.approx(0.25)
+    same = seed_test([0.02, 0.02, 0.02, 0.02])  # no t statistic: the exact sign-flip p, not 0
+    assert same["test"] == "sign-flip" and same["p"] == pytest.approx(2 / 16)
+    assert seed_test([0.0, 0.0, 0.0])["p"] == 1.0
+    # the sign flip is exact: with ten seeds of mixed signs it matches full enumeration by hand
+    d = np.array([0.03, -0.01, 0.02, 0.04, -0.02, 0.01, 0.05, 0.00, 0.02, -0.03])
+    patterns = np.array(np.meshgrid(*[[-1, 1]] * 10)).reshape(10, -1).T
+    assert sign_flip_p(d) == pytest.approx(np.mean(np.abs(patterns @ d) >= abs(d.sum()) - 1e-12))
 
 
-def test_posthoc_difference_pairs_each_runs_own_adjusted_predictions(tmp_path: Path) -> None:
-    """Same logits, but only one run's τ undoes the prior: Δ post-hoc > 0 with a bootstrap interval.
-
-    Scoring both runs' plain argmax (what the tail and macro-F1 columns use) would make the post-hoc
-    interval [0, 0] although the post-hoc macro-F1s differ.
-    """
-    write_prior_learning_runs(tmp_path)
-    row = paired_differences(load_sweep(tmp_path)).set_index("method").loc["logit_adjusted"]
-    assert row["test/macro_f1/diff"] == 0.0  # the same logits: the plain predictions agree
-    assert row["posthoc/test/macro_f1/interval"] == "bootstrap"
-    assert row["posthoc/test/macro_f1/diff"] > 0.2
-    assert 0 < row["posthoc/test/macro_f1/ci_low"] <= row["posthoc/test/macro_f1/ci_high"] <= 1
-    assert "Δ post-hoc macro-F1" in render_report(load_sweep(tmp_path))
+def test_mdd_is_the_difference_found_with_80_percent_power() -> None:
+    value = mdd(0.03, 10)
+    assert t_power(value, 0.03, 10) == pytest.approx(0.8, abs=1e-6)
+    assert mdd(0.03, 3) > mdd(0.03, 5) > value  # fewer seeds, larger bound
+    assert mdd(0.03, 10, alpha=0.05 / 33) > value  # a stricter family level, larger bound
+    assert np.isinf(mdd(0.03, 5, test="sign-flip")) and np.isfinite(mdd(0.03, 6, test="sign-flip"))
 
 
-def test_posthoc_interval_falls_back_to_t_when_the_run_did_not_record_its_prior(tmp_path: Path) -> None:
-    """A run adjusted with a prior it did not record (its scores cannot be rebuilt) gets no bootstrap.
+def test_the_best_baseline_is_chosen_on_validation(sweep_dir: Path) -> None:
+    for run in sweep_dir.glob("*[0-9]"):
+        record = json.loads((run / "metrics.json").read_text())
+        loss = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())["loss"]["name"]
+        record["val/best_macro_f1"] = {"ce": 0.9, "focal": 0.2}.get(loss, 0.5)  # ce best on validation
+        (run / "metrics.json").write_text(json.dumps(record))
+    sweep = load_sweep(sweep_dir)
+    assert best_on_validation(sweep) == "ce"  # although logit_adjusted is best on test
+    on_test = sweep.runs.groupby("method")["test/macro_f1"].mean()
+    assert on_test["ce"] < on_test["logit_adjusted"] == on_test.max()
+    compare_sweep(sweep_dir, baseline="best-val")
+    report = (sweep_dir / "report.md").read_text()
+    assert "`ce` (best mean validation macro-F1" in report
+    for path in sweep_dir.glob("*/metrics.json"):
+        record = json.loads(path.read_text())
+        path.write_text(json.dumps({k: v for k, v in record.items() if "val/" not in k}))
+    with pytest.raises(SweepError, match="recorded val/best_macro_f1"):
+        best_on_validation(load_sweep(sweep_dir))
 
-    Rebuilding its predictions from ``train/count`` would pair other predictions than those it scored:
-    the interval would not even hold its own Δ.
-    """
-    write_prior_learning_runs(tmp_path, recorded={"ce": 0.5, "logit_adjusted": 0.6})
-    row = paired_differences(load_sweep(tmp_path)).set_index("method").loc["logit_adjusted"]
-    assert row["posthoc/test/macro_f1/interval"] == "t"
-    assert row["posthoc/test/macro_f1/diff"] == pytest.approx(0.1 * (1 + 1.05 + 1.05**2) / 3)
-    assert (
-        row["posthoc/test/macro_f1/ci_low"]
-        < row["posthoc/test/macro_f1/diff"]
-        < row["posthoc/test/macro_f1/ci_high"]
-    )
+
+def test_a_results_folder_is_recompared_from_its_summary_csv(sweep_dir: Path, tmp_path: Path) -> None:
+    """docs/results keeps summary.csv, not the runs: comparing it again gives the same tables."""
+    compare_sweep(sweep_dir, out=tmp_path / "first")
+    compare_sweep(tmp_path / "first", out=tmp_path / "again")
+    for name in ("cells.csv", "differences.csv"):
+        first = (tmp_path / "first" / name).read_text()
+        assert (tmp_path / "again" / name).read_text() == first
+    # from the tables on (the header names the folders; throughput needs the run folders' times)
+    first_report, again = ((tmp_path / d / "report.md").read_text() for d in ("first", "again"))
+    assert again[again.index("## Results per ρ") :] == first_report[first_report.index("## Results per ρ") :]

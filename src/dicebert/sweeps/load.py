@@ -72,6 +72,8 @@ class Sweep:
     baseline: str | None
     class_names: list[str]
     confusion: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    #: How the baseline was chosen: ``given`` (named, or the default) or ``best-val``.
+    baseline_rule: str = "given"
 
     @property
     def ok(self) -> pd.DataFrame:
@@ -118,6 +120,7 @@ def _read_run(job_dir: Path) -> dict[str, Any]:
     config_path = job_dir / ".hydra" / "config.yaml"
     cfg = OmegaConf.load(config_path) if config_path.is_file() else None
     row["loss_name"] = select(cfg, "loss.name")
+    row["val_imbalance"] = bool(select(cfg, "data.val_imbalance") or False)  # validation's class mix
     row["_rho_config"] = select(cfg, RHO_KEY)
     row["_seed_config"] = select(cfg, SEED_KEY)
     row["_config"] = cfg  # the resolved value of a method key that this run did not override
@@ -178,6 +181,8 @@ def load_sweep(
         raise SweepError("no folder given; pass a multirun folder such as logs/<task>/multiruns/<time>")
     rows: list[dict[str, Any]] = []
     paths = [Path(f) for f in folders]
+    if paths and all(_is_results_folder(p) for p in paths):
+        return _from_summaries(paths, baseline, methods, default_baseline)
     for sweep_dir in paths:
         if not sweep_dir.is_dir():
             raise SweepError(
@@ -277,7 +282,21 @@ def _build_sweep(
             cell = (str(row["method"]), str(row["rho"]))
             matrix = np.asarray(cm["matrix"], dtype=float)
             confusion[cell] = confusion[cell] + matrix if cell in confusion else matrix
-    methods = list(dict.fromkeys(r["method"] for r in rows))
+    methods, baseline = _order_methods(
+        list(dict.fromkeys(r["method"] for r in rows)), method_keys, baseline, default_baseline
+    )
+    frame = pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+    front = ["sweep", "job", "status", "action", "method", *method_keys, "rho", "seed", "tail_class"]
+    front += [c for _, c in METRICS if c in frame]
+    rest = [c for c in frame.columns if c not in front and c not in ("error", "overrides", "run_dir")]
+    frame = frame[[*front, *rest, "error", "overrides", "run_dir"]]
+    return Sweep(folders, frame, method_keys, methods, baseline, class_names, confusion)
+
+
+def _order_methods(
+    methods: list[str], method_keys: list[str], baseline: str | None, default_baseline: str | None
+) -> tuple[list[str], str | None]:
+    """The baseline (given, else the experiment's or the usual default if the sweep ran it) first."""
     if baseline is None:  # the first of these that the sweep ran, else none
         usual = DEFAULT_BASELINES.get(method_keys[0]) if len(method_keys) == 1 else "ce"
         baseline = next((b for b in (default_baseline, usual) if b is not None and b in methods), None)
@@ -287,12 +306,46 @@ def _build_sweep(
         )
     if baseline is not None:
         methods = [baseline, *(m for m in methods if m != baseline)]
-    frame = pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
-    front = ["sweep", "job", "status", "action", "method", *method_keys, "rho", "seed", "tail_class"]
-    front += [c for _, c in METRICS if c in frame]
-    rest = [c for c in frame.columns if c not in front and c not in ("error", "overrides", "run_dir")]
-    frame = frame[[*front, *rest, "error", "overrides", "run_dir"]]
-    return Sweep(folders, frame, method_keys, methods, baseline, class_names, confusion)
+    return methods, baseline
+
+
+def _is_results_folder(folder: Path) -> bool:
+    """A folder a comparison wrote (summary.csv) that holds no runs: docs/results keeps only those."""
+    return (
+        (folder / "summary.csv").is_file()
+        and not (folder / "multirun.yaml").is_file()
+        and not _job_dirs(folder)
+    )
+
+
+def _from_summaries(
+    folders: list[Path], baseline: str | None, only: Sequence[str] | None, default_baseline: str | None
+) -> Sweep:
+    """A sweep rebuilt from the summary.csv of earlier comparisons: the per-run values, no run folders.
+
+    What needs the runs themselves (confusion matrices, throughput) is left out of such a report.
+    """
+    frame = pd.concat(
+        [pd.read_csv(f / "summary.csv", dtype={"rho": str, "method": str}) for f in folders],
+        ignore_index=True,
+    )
+    frame["seed"] = pd.to_numeric(frame["seed"], errors="coerce").astype("Int64")
+    frame["collapsed"] = frame["collapsed"].fillna(False).astype(bool) if "collapsed" in frame else False
+    front = list(frame.columns)
+    method_keys = front[front.index("method") + 1 : front.index("rho")]
+    if only:
+        unknown = [m for m in only if m not in set(frame["method"])]
+        if unknown:
+            found = ", ".join(dict.fromkeys(frame["method"]))
+            raise SweepError(f"method {unknown[0]!r} is not in this sweep; methods: {found}")
+        order = {m: i for i, m in enumerate(only)}
+        frame = frame[frame["method"].isin(order)]
+        frame = frame.iloc[frame["method"].map(order).argsort(kind="stable")].reset_index(drop=True)
+    methods, baseline = _order_methods(
+        list(dict.fromkeys(frame["method"])), method_keys, baseline, default_baseline
+    )
+    class_names = [c[len("train/count/") :] for c in frame.columns if c.startswith("train/count/")]
+    return Sweep(folders, frame, method_keys, methods, baseline, class_names)
 
 
 def newest_sweep(log_dir: str | os.PathLike[str] = "logs") -> Path:

@@ -1,29 +1,26 @@
-"""Statistics of a sweep: per-cell mean ± std over seeds, and differences to the baseline paired by seed.
+"""Statistics of a sweep: per-cell mean ± std over seeds, and differences to a baseline paired by seed.
 
-Differences are paired by seed because the same seed gives the same split and the same subsample,
-so a paired interval removes the data noise that an unpaired one would count twice. One interval
-function (:func:`paired_interval`) is the seam where multiple-comparison corrections or bootstrap
-intervals plug in: every difference of the report goes through it.
+Differences are paired by seed because the same seed gives the same split and the same subsample.
+Each comparison is tested at the seed level (:mod:`dicebert.sweeps.inference`: paired t, or the
+exact sign-flip test where a collapsed run makes normality doubtful), and the whole report is one
+Holm family: every comparison of every metric at every ρ. Each comparison also carries its minimum
+detectable difference, so that "no difference" reads as a bound.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from dicebert.posthoc import LOGITS_FILE, adjusted_predictions, macro_f1
-from dicebert.priors import log_prior, run_prior
+from dicebert.errors import SweepError
+from dicebert.sweeps.inference import ALPHA, holm, mdd, seed_test
 from dicebert.sweeps.load import METRICS, Sweep
 
-#: The metrics whose difference to the baseline the report shows. Post-hoc macro-F1 pairs each
-#: method's adjusted predictions with the baseline's: "within x points of the best" needs its interval.
+#: The metrics whose difference to the baseline the report tests (one Holm family over all of them).
+#: Post-hoc macro-F1 is each run's own adjusted score: "within x points of the best" needs its interval.
 DIFF_METRICS = ["test/macro_f1", "test/tail_f1", "posthoc/test/macro_f1"]
 
 
@@ -82,157 +79,16 @@ def tail_class_table(sweep: Sweep, col: str = "test/macro_f1") -> pd.DataFrame:
     return pd.DataFrame(records, columns=["rho", "method", "tail_class", "n", "mean"])
 
 
-def paired_interval(diff: np.ndarray, confidence: float = 0.95) -> dict[str, Any]:
-    """Mean of paired differences, t interval (n − 1 df) clipped to [−1, 1], the range of a difference.
-
-    Also the two-sided paired t-test p-value. n < 2: no interval, no p. All differences equal: a
-    zero-width interval at the mean and p = 1 if that mean is 0 (the report says "identical").
-    """
-    n = len(diff)
-    mean = float(diff.mean()) if n else math.nan
-    low = high = p = math.nan
-    if n >= 2:
-        sem = float(stats.sem(diff))
-        if sem > 0:
-            low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=sem)
-            p = float(stats.ttest_1samp(diff, 0.0).pvalue)
-        else:
-            low = high = mean
-            p = 1.0 if mean == 0 else 0.0
-    low, high = max(float(low), -1.0), min(float(high), 1.0)
-    return {"n_pairs": n, "diff": mean, "ci_low": low, "ci_high": high, "p": p, "interval": "t"}
-
-
-def holm(p_values: Sequence[float]) -> np.ndarray:
-    """Holm–Bonferroni adjusted p-values (step-down, monotone, at most 1); NaN stays NaN.
-
-    Six lines by hand: scipy has only Benjamini–Hochberg, and statsmodels is a heavy dependency
-    for one function.
-    """
-    p = np.asarray(p_values, dtype=float)
-    out = np.full_like(p, np.nan)
-    order = np.flatnonzero(~np.isnan(p))
-    order = order[np.argsort(p[order], kind="stable")]
-    m = len(order)
-    if m:
-        out[order] = np.minimum(np.maximum.accumulate((m - np.arange(m)) * p[order]), 1.0)
-    return out
-
-
-def _f1_replicates(
-    weights: np.ndarray, labels: np.ndarray, preds: np.ndarray, num_classes: int
-) -> np.ndarray:
-    """Per-class F1 of each bootstrap replicate, ``[n_boot, C]``; ``weights[b, i]``: draws of example i."""
-    out = np.zeros((weights.shape[0], num_classes))
-    for c in range(num_classes):
-        tp = weights @ ((labels == c) & (preds == c))
-        fp = weights @ ((labels != c) & (preds == c))
-        fn = weights @ ((labels == c) & (preds != c))
-        denom = 2 * tp + fp + fn
-        out[:, c] = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    return out
-
-
-def paired_bootstrap(
-    seeds: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, int | None]],
-    num_classes: int,
-    n_boot: int = 2000,
-    confidence: float = 0.95,
-    rng_seed: int = 0,
-) -> dict[str, float]:
-    """Mean over seeds of F1(a) − F1(b): percentile interval and two-sided p, over seeds and test examples.
-
-    ``seeds``: per paired seed ``(labels, preds_a, preds_b, class_index)``; ``class_index`` None is
-    macro-F1, else that class's F1 (the seed's tail). Each replicate draws seeds with replacement
-    (training noise) and, within each, test examples with replacement (test-set noise), the same
-    examples for both methods. A percentile interval of F1 differences never leaves [−1, 1].
-    """
-    rng = np.random.default_rng(rng_seed)
-    k = len(seeds)
-    per_seed = np.empty((k, n_boot))
-    point = np.empty(k)
-    for s, (labels, pa, pb, cls) in enumerate(seeds):
-        n = len(labels)
-        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)
-        full = np.ones((1, n))
-
-        def score(
-            w: np.ndarray, preds: np.ndarray, labels: np.ndarray = labels, cls: int | None = cls
-        ) -> np.ndarray:
-            f1 = _f1_replicates(w, labels, preds, num_classes)
-            return f1.mean(axis=1) if cls is None else f1[:, cls]
-
-        per_seed[s] = score(weights, pa) - score(weights, pb)
-        point[s] = float((score(full, pa) - score(full, pb))[0])
-    draws = per_seed[rng.integers(0, k, size=(n_boot, k)), np.arange(n_boot)[:, None]].mean(axis=1)
-    alpha = 1 - confidence
-    low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
-    tail = min((draws <= 0).mean(), (draws >= 0).mean())
-    p = 1.0 if np.all(draws == 0) else max(min(1.0, 2 * tail), 1.0 / n_boot)  # never a p of exactly 0
-    return {"diff": float(point.mean()), "ci_low": float(low), "ci_high": float(high), "p": float(p)}
-
-
-def _test_predictions(row: pd.Series, col: str) -> tuple[np.ndarray, np.ndarray, int | None] | None:
-    """(labels, predictions, class index) of one run for ``col``'s bootstrap; None without its inputs.
-
-    Predictions are the argmax of the saved test logits, or for ``posthoc/*`` the run's own
-    post-hoc adjusted ones (its τ and prior from metrics.json). The class index is the run's tail
-    for ``test/tail_f1`` and None (macro-F1) otherwise.
-    """
-    folder = Path(str(row["run_dir"]))
-    if not (folder / LOGITS_FILE).is_file() or not (folder / "label_map.json").is_file():
-        return None
-    data = np.load(folder / LOGITS_FILE)
-    names = json.loads((folder / "label_map.json").read_text())
-    logits = data["test_logits"]
-    index = None
-    if col == "test/tail_f1":
-        found = [int(i) for i, name in names.items() if name == row.get("tail_class")]
-        if not found:
-            return None
-        index = found[0]
-    if not col.startswith("posthoc/"):
-        return data["test_labels"], logits.argmax(1), index
-    tau = pd.to_numeric(row.get("posthoc/tau"), errors="coerce")
-    if pd.isna(tau):
-        return None
-    ordered = [names[str(i)] for i in range(len(names))]
-    try:
-        log_pi = log_prior(run_prior(row, ordered), len(ordered))
-    except (KeyError, ValueError):  # no training counts in the row: the t interval stays
-        return None
-    labels, adjusted = data["test_labels"], adjusted_predictions(logits, float(tau), log_pi)
-    scored = macro_f1(labels, adjusted, len(names))
-    if not math.isclose(scored, float(row.get("posthoc/test/macro_f1", math.nan)), abs_tol=1e-6):
-        return None  # not the predictions the run scored (a prior it did not record): the t interval stays
-    return labels, adjusted, index
-
-
-def _bootstrap_pairs(
-    other: pd.DataFrame, base: pd.DataFrame, col: str, num_classes: int
-) -> dict[str, float] | None:
-    """The paired bootstrap of ``col`` when every paired seed saved its inputs (:func:`_test_predictions`)."""
-    pairs = []
-    for seed in sorted(set(other["seed"].dropna()) & set(base["seed"].dropna())):
-        a = _test_predictions(other[other["seed"] == seed].iloc[0], col)
-        b = _test_predictions(base[base["seed"] == seed].iloc[0], col)
-        if a is None or b is None or not np.array_equal(a[0], b[0]):
-            return None  # not the same test split (or no logits): the t interval stays
-        pairs.append((a[0], a[1], b[1], a[2]))
-    if len(pairs) < 2:
-        return None
-    return paired_bootstrap(pairs, num_classes)
-
-
 def paired_differences(sweep: Sweep, confidence: float = 0.95) -> pd.DataFrame:
-    """Method − baseline per ρ, paired by seed; bootstrap (or t) intervals; Holm over the family.
+    """Method − baseline per ρ and metric, paired by seed; seed-level tests; one Holm family.
 
-    Seeds that finished for only one of the two are left out of the pair (and counted in
-    ``n_pairs``); repeated runs of one seed are averaged first. When every paired run saved its
-    test logits, the interval and p-value come from :func:`paired_bootstrap` (seeds and test
-    examples), otherwise from the t distribution over seeds (clipped to [−1, 1]). The family for
-    Holm's correction is every (method, ρ) comparison with the baseline in this report, per metric,
-    less the rows that repeat an earlier method (:func:`identical_methods`).
+    Seeds that finished for only one of the two are left out of the pair (``n_pairs`` counts the
+    rest); repeated runs of one seed are averaged first. The test of record is the paired t-test,
+    or the sign-flip test when a paired run collapsed (``collapsed`` in summary.csv). The family
+    for Holm's correction is every (metric, method, ρ) comparison of this report with a p-value,
+    less the rows that repeat an earlier method (:func:`identical_methods`); ``family_size`` says
+    how many. ``<metric>/mdd`` is the true difference the test would find with 80 % power at the
+    family's strictest level α/m and the observed spread of the per-seed differences.
     """
     if sweep.baseline is None:
         return pd.DataFrame()
@@ -249,24 +105,18 @@ def paired_differences(sweep: Sweep, confidence: float = 0.95) -> pd.DataFrame:
                 continue  # no such cell at all (a folder added for other ρ); failed cells stay, n = 0
             rec: dict[str, Any] = {"rho": rho, "method": method, "baseline": sweep.baseline}
             for col in DIFF_METRICS:
-                if col not in ok:  # not measured by these runs (post-hoc needs saved logits): "–"
-                    rec.update({f"{col}/{k}": v for k, v in paired_interval(np.array([])).items()})
+                if col not in ok:  # not measured by these runs (e.g. post-hoc needs saved logits): "–"
+                    rec.update({f"{col}/{k}": v for k, v in seed_test([]).items()})
                     continue
                 pairs = pd.merge(
-                    other.groupby("seed")[col].mean().rename("m"),
-                    base.groupby("seed")[col].mean().rename("b"),
+                    _per_seed(other, col).rename(columns={col: "m", "collapsed": "cm"}),
+                    _per_seed(base, col).rename(columns={col: "b", "collapsed": "cb"}),
                     left_index=True,
                     right_index=True,
-                ).dropna()
-                diff = (pairs["m"].astype(float) - pairs["b"].astype(float)).to_numpy()
-                result = paired_interval(diff, confidence)
-                boot = _bootstrap_pairs(other, base, col, len(sweep.class_names)) if len(diff) >= 2 else None
-                if boot is not None and not np.all(diff == 0):
-                    # Δ stays the metrics' own mean difference; the bootstrap gives its uncertainty.
-                    result.update(
-                        ci_low=boot["ci_low"], ci_high=boot["ci_high"], p=boot["p"], interval="bootstrap"
-                    )
-                rec.update({f"{col}/{k}": v for k, v in result.items()})
+                ).dropna(subset=["m", "b"])
+                diff = (pairs["m"] - pairs["b"]).to_numpy(dtype=float)
+                robust = bool((pairs["cm"] | pairs["cb"]).any())
+                rec.update({f"{col}/{k}": v for k, v in seed_test(diff, robust, confidence).items()})
             records.append(rec)
     table = pd.DataFrame(records)
     if table.empty:
@@ -274,11 +124,45 @@ def paired_differences(sweep: Sweep, confidence: float = 0.95) -> pd.DataFrame:
     # A row that is another method again (identical on every seed) is not a second test: out of the family.
     twins = identical_methods(sweep)
     table["same_as"] = [twins.get((m, r), "") for m, r in zip(table["method"], table["rho"], strict=True)]
-    for col in DIFF_METRICS:
-        if f"{col}/p" in table:
-            table.loc[table["same_as"] != "", f"{col}/p"] = math.nan
-            table[f"{col}/p_holm"] = holm(table[f"{col}/p"].to_numpy(dtype=float))
+    p_cols = [f"{col}/p" for col in DIFF_METRICS]
+    table.loc[table["same_as"] != "", p_cols] = math.nan
+    family = table[p_cols].to_numpy(dtype=float)
+    adjusted = holm(family.ravel()).reshape(family.shape)
+    m = int(np.isfinite(family).sum())
+    table["family_size"] = m
+    for j, col in enumerate(DIFF_METRICS):
+        table[f"{col}/p_holm"] = adjusted[:, j]
+        table[f"{col}/mdd"] = [
+            mdd(sd, int(n), ALPHA / max(m, 1), test=test) if np.isfinite(p) else math.nan
+            for sd, n, test, p in zip(
+                table[f"{col}/sd"], table[f"{col}/n_pairs"], table[f"{col}/test"], family[:, j], strict=True
+            )
+        ]
     return table
+
+
+def _per_seed(runs: pd.DataFrame, col: str) -> pd.DataFrame:
+    """Per seed: the mean of ``col`` over its runs and whether any of them collapsed."""
+    frame = pd.DataFrame(
+        {
+            "seed": runs["seed"],
+            col: pd.to_numeric(runs[col], errors="coerce"),
+            "collapsed": runs["collapsed"].astype(bool) if "collapsed" in runs else False,
+        }
+    )
+    return frame.groupby("seed").agg({col: "mean", "collapsed": "any"})
+
+
+def best_on_validation(sweep: Sweep, col: str = "val/best_macro_f1") -> str:
+    """The method with the highest mean validation score over its finished runs (every ρ together).
+
+    The "against the best" report's baseline: picking it on test would make the comparison with
+    it a winner's-curse test.
+    """
+    if col not in sweep.ok or sweep.ok[col].isna().all():
+        raise SweepError(f"no run of this sweep recorded {col}; pass --baseline <method> instead")
+    means = sweep.ok.assign(v=pd.to_numeric(sweep.ok[col], errors="coerce")).groupby("method")["v"].mean()
+    return str(means.idxmax())
 
 
 def identical_methods(sweep: Sweep) -> dict[tuple[str, str], str]:
