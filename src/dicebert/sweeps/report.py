@@ -320,11 +320,14 @@ def compare_sweep(
         figures = {
             "macro_f1_vs_rho": plot_macro_f1_vs_rho(sweep, cells=cells),
             "per_class_f1": plot_per_class_f1(sweep),
-            "confusion": plot_confusion_grid(sweep),
         }
+        if sweep.confusion:  # a sweep read from summary.csv has no matrices: the figure stays as it was
+            figures["confusion"] = plot_confusion_grid(sweep)
         for name, fig in figures.items():
             save_figure(fig, target / PLOTS[name])
             plots[name] = PLOTS[name]
+        if "confusion" not in plots and (target / PLOTS["confusion"]).is_file():
+            plots["confusion"] = PLOTS["confusion"]
     (target / "report.md").write_text(render_report(sweep, plots, cells, diffs))
     return sweep
 
