@@ -49,8 +49,11 @@ def finished_run(out: Path, *overrides: str) -> Path:
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run at the default precision (bf16 or float32, whichever this CPU runs natively)."""
-    return finished_run(tmp_path_factory.mktemp("predict") / "run")
+    """A run at the default precision (bf16 or float32, whichever this CPU runs natively).
+
+    It keeps its full last.ckpt too (``keep_last_ckpt=true``), to predict from that as well.
+    """
+    return finished_run(tmp_path_factory.mktemp("predict") / "run", "keep_last_ckpt=true")
 
 
 @pytest.fixture(scope="module")

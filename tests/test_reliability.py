@@ -272,7 +272,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path: Path) -> 
 
 def test_ckpt_path_last_resumes_from_resume_dir(compose_fast, tmp_path: Path) -> None:
     """``ckpt_path=last resume_dir=<run>`` continues that run's last.ckpt in a new folder."""
-    first = train(compose_fast(tmp_path / "a"))
+    first = train(compose_fast(tmp_path / "a", "keep_last_ckpt=true"))
     resumed = train(compose_fast(tmp_path / "b", "ckpt_path=last", f"resume_dir={tmp_path / 'a'}"))
     # The first run ended after its one epoch; resuming at that point trains nothing more, so the
     # second run tests exactly the first run's final weights.

@@ -99,9 +99,9 @@ def test_full_run_writes_every_output(make_cfg, tmp_path: Path) -> None:
     assert (out / "confusion_matrix.png").stat().st_size > 1000
     matrix = json.loads((out / "confusion_matrix.json").read_text())["matrix"]
     assert sum(map(sum, matrix)) == 12  # 20% of 5 classes x 12 articles
-    ckpts = {p.name for p in (out / "checkpoints").iterdir()}
-    assert "last.ckpt" in ckpts and any(n.startswith("best") for n in ckpts)
-    ckpt = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)  # loads safely
+    (best,) = (out / "checkpoints").iterdir()  # finished: last.ckpt is gone, one best checkpoint stays
+    ckpt = torch.load(best, weights_only=True)  # loads safely
+    assert best.name.startswith("best") and "optimizer_states" not in ckpt  # weights only
     assert ckpt["class_names"] == list(names.values())
     assert (out / "csv" / "metrics.csv").is_file()
 
@@ -214,7 +214,7 @@ def test_deferred_reweighting_trains_past_where_early_stopping_would_stop(make_c
     ]
 
     def steps(*extra: str, name: str) -> int:
-        train(make_cfg(*never_improves, *extra, output_dir=tmp_path / name))
+        train(make_cfg(*never_improves, *extra, "keep_last_ckpt=true", output_dir=tmp_path / name))
         last = tmp_path / name / "checkpoints" / "last.ckpt"
         return int(torch.load(last, map_location="cpu", weights_only=False)["global_step"])
 
@@ -236,6 +236,7 @@ def test_deferred_reweighting_tests_weights_of_the_reweighted_phase(make_cfg, tm
             "trainer.max_epochs=4",
             "model.optimizer.lr=0.0",
             "callbacks.early_stopping.patience=10",
+            "keep_last_ckpt=true",
         )
     )
     best = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("best-*.ckpt"))

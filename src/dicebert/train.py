@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 import dicebert.losses  # noqa: F401  (registers ${loss_default:...}, which the loss configs use)
 from dicebert.baselines import is_baseline, run_baseline
-from dicebert.checkpointing import check_compatible
+from dicebert.checkpointing import check_compatible, drop_resume_point
 from dicebert.config import (
     check_group_choices,
     check_optional_targets,
@@ -166,6 +166,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     if trainer.is_global_zero:
         write_test_outputs(output_dir, record, datamodule.class_names, confusion, trainer.loggers)
+        drop_resume_point(output_dir, keep=bool(cfg.get("keep_last_ckpt", False)))  # metrics.json is written
         for line in health.warnings:
             log.warning(line)
     return record
