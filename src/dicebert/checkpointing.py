@@ -98,4 +98,3 @@ def check_compatible(
             f"checkpoint {path} is from a different model ({len(differing)} mismatched tensors, e.g. "
             f"{differing[0]}); use the model config it was trained with"
         )
-
