@@ -68,7 +68,7 @@ def best_ckpt(run: Path) -> Path:
 
 
 def test_predicting_the_test_split_reproduces_the_run(trained_run: Path) -> None:
-    output, metrics = predict(PredictConfig(ckpt_path=str(best_ckpt(trained_run)), input="test"))
+    output, metrics = predict(PredictConfig(run=str(best_ckpt(trained_run)), input="test"))
     assert output == trained_run / "predictions_test.csv"
     recorded = json.loads((trained_run / "metrics.json").read_text())
     for key in TEST_KEYS:
@@ -94,13 +94,13 @@ def test_a_bf16_run_is_predicted_in_bf16_and_reproduces_its_test(
     native = CpuFeatures("test CPU", frozenset({"avx512_bf16"}), "AVX512")
     monkeypatch.setattr(hardware, "detect_cpu", lambda: native)
     recorded = json.loads((bf16_run / "metrics.json").read_text())
-    _, metrics = predict(PredictConfig(ckpt_path=str(best_ckpt(bf16_run)), input="test"))
+    _, metrics = predict(PredictConfig(run=str(best_ckpt(bf16_run)), input="test"))
     assert metrics is not None
     for key in TEST_KEYS:
         assert metrics[key] == pytest.approx(recorded[key], abs=1e-6), key
     _, fp32 = predict(
         PredictConfig(
-            ckpt_path=str(best_ckpt(bf16_run)),
+            run=str(best_ckpt(bf16_run)),
             input="test",
             precision="32-true",
             output=str(tmp_path / "p.csv"),
@@ -115,10 +115,10 @@ def test_a_bf16_run_on_a_cpu_without_bf16_is_predicted_in_float32(
     monkeypatch.setattr(hardware, "detect_cpu", lambda: CpuFeatures("old CPU", frozenset({"avx2"}), "AVX2"))
     ckpt = str(best_ckpt(bf16_run))
     with caplog.at_level(logging.WARNING, logger="dicebert"):
-        _, fallback = predict(PredictConfig(ckpt_path=ckpt, input="test", output=str(tmp_path / "a.csv")))
+        _, fallback = predict(PredictConfig(run=ckpt, input="test", output=str(tmp_path / "a.csv")))
     assert "no native bf16: predicting in float32" in caplog.text
     _, fp32 = predict(
-        PredictConfig(ckpt_path=ckpt, input="test", precision="32-true", output=str(tmp_path / "b.csv"))
+        PredictConfig(run=ckpt, input="test", precision="32-true", output=str(tmp_path / "b.csv"))
     )
     assert fallback == fp32
 
@@ -136,10 +136,12 @@ def test_cli_predicts_a_jsonl_file_without_labels(trained_run: Path, tmp_path: P
             sys.executable,
             "-m",
             "dicebert.predict",
-            f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}",
-            f"input={source}",
-            "text_column=body",
-            f"output={out}",
+            str(trained_run / "checkpoints" / "last.ckpt"),  # an explicit full checkpoint
+            str(source),
+            "--text-column",
+            "body",
+            "--output",
+            str(out),
         ],
         capture_output=True,
         text=True,
@@ -157,33 +159,38 @@ def test_a_labelled_csv_is_scored(trained_run: Path, tmp_path: Path) -> None:
     pd.DataFrame(
         {"text": ["Stocks rallied.", "The band toured."], "label": ["business", "entertainment"]}
     ).to_csv(source, index=False)
-    output, metrics = predict(PredictConfig(ckpt_path=str(best_ckpt(trained_run)), input=str(source)))
+    output, metrics = predict(PredictConfig(run=str(best_ckpt(trained_run)), input=str(source)))
     assert output == tmp_path / "labelled.predictions.csv"
     assert metrics is not None and 0.0 <= metrics["test/accuracy"] <= 1.0
 
 
-def test_bad_options_are_one_clear_line(trained_run: Path, tmp_path: Path) -> None:
-    with pytest.raises(PredictError, match="ckpt_path is required"):
-        parse_options(["input=test"])
-    with pytest.raises(PredictError, match="bad argument 'inptu=x'; use key=value with keys: ckpt_path"):
-        parse_options(["ckpt_path=x", "inptu=x"])
+def test_bad_options_are_one_clear_line(
+    trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse_options([str(trained_run)])
+    assert exc.value.code == 2 and "the following arguments are required: input" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_options([str(trained_run), "test", "--inptu", "x"])
+    assert "unrecognized arguments: --inptu x" in capsys.readouterr().err
     with pytest.raises(PredictError, match="neither a file nor one of train, val, test"):
-        predict(PredictConfig(ckpt_path=str(best_ckpt(trained_run)), input="tset"))
+        predict(PredictConfig(run=str(best_ckpt(trained_run)), input="tset"))
     stray = tmp_path / "model.ckpt"
     stray.write_bytes((trained_run / "checkpoints" / "last.ckpt").read_bytes())
-    with pytest.raises(PredictError, match=r"no .hydra/config.yaml .* pass run_dir="):
-        predict(PredictConfig(ckpt_path=str(stray), input="test"))
+    with pytest.raises(PredictError, match=r"no \.hydra/config\.yaml .*\(run_dir\)"):
+        predict(PredictConfig(run=str(stray), input="test"))
     (tmp_path / "x.csv").write_text("body\nhello\n")
-    with pytest.raises(PredictError, match=r"column 'text' not in .*columns: body.*text_column="):
-        predict(PredictConfig(ckpt_path=str(stray), input=str(tmp_path / "x.csv"), run_dir=str(trained_run)))
+    with pytest.raises(PredictError, match=r"column 'text' not in .*columns: body.*--text-column"):
+        predict(PredictConfig(run=str(stray), input=str(tmp_path / "x.csv"), run_dir=str(trained_run)))
 
 
-def test_cli_unreadable_checkpoint_is_one_line(trained_run: Path, tmp_path: Path) -> None:
+def test_cli_unreadable_checkpoint_is_one_line(
+    trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Any dicebert error ends the CLI in one line (here a file that is no torch checkpoint)."""
     broken = tmp_path / "checkpoints" / "last.ckpt"
     broken.parent.mkdir()
     broken.write_text("not a checkpoint")
-    with pytest.raises(SystemExit) as exc:
-        main([f"ckpt_path={broken}", "input=test", f"run_dir={trained_run}"])
-    message = str(exc.value.code)
-    assert message.startswith(f"error: cannot read {broken}: ") and "\n" not in message
+    assert main([str(broken), "test", "--run-dir", str(trained_run)]) == 2
+    message = capsys.readouterr().err
+    assert message.startswith(f"error: cannot read {broken}: ") and message.count("\n") == 1

@@ -52,6 +52,10 @@ class PredictError(DicebertError, ValueError):
     """Bad prediction options or inputs; the message names the problem and the fix in one line."""
 
 
+class ExportError(DicebertError, ValueError):
+    """A run the export cannot write (architecture, target folder); the message says what to pass."""
+
+
 class MissingExtraError(DicebertError, ImportError):
     """An optional feature whose package is not installed; the message names the pip extra."""
 

@@ -1,15 +1,16 @@
 """Predict with a trained run: label names and class probabilities for a file or the run's own split.
 
-``python -m dicebert.predict ckpt_path=<run>/checkpoints/best-*.ckpt input=new.csv`` (or the
-``dicebert-predict`` console script). The checkpoint carries the weights and class names; the run
-folder beside it (``<run>/.hydra/config.yaml``) says how to rebuild the network and tokenizer, so
-predictions use exactly the run's model, tokenizer and ``max_length``. ``input=test`` (or ``val``)
-rebuilds the run's own split from its config (same seed, same split) and so reproduces its test
-metrics; a file with a label column is scored too.
+``dicebert-predict <run> new.csv`` (or ``python -m dicebert.predict``). The checkpoint carries the
+weights and class names; the run folder (``<run>/.hydra/config.yaml``, ``data_summary.json``) says
+how to rebuild the network and tokenizer (:mod:`dicebert.inference`), so predictions use exactly the
+run's model, tokenizer, ``max_length`` and probability function. ``test`` (or ``val``, ``train``)
+as the input rebuilds the run's own split from its config (same seed, same split) and so
+reproduces its test metrics; a file with a label column is scored too.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import logging
@@ -21,10 +22,12 @@ from typing import Any
 
 import pandas as pd
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig
 
+from dicebert.cli import report_error
 from dicebert.data.sources import label_strings, read_table
 from dicebert.errors import DicebertError, PredictError
+from dicebert.inference import apply_probability, load_run
 
 SPLITS = ("train", "val", "test")
 log = logging.getLogger("dicebert")
@@ -32,55 +35,18 @@ log = logging.getLogger("dicebert")
 
 @dataclasses.dataclass
 class PredictConfig:
-    """Options, given as ``key=value`` like the training command."""
+    """The options of ``dicebert-predict`` (see :func:`build_parser`)."""
 
-    ckpt_path: str = "???"
-    input: str = "???"  # a csv/tsv/jsonl/parquet file, or train/val/test: the run's own split
+    run: str  # a run folder (its best checkpoint) or a .ckpt file
+    input: str  # a csv/tsv/jsonl/parquet file, or train/val/test: the run's own split
     output: str | None = None  # default: <input>.predictions.csv, or <run>/predictions_<split>.csv
-    run_dir: str | None = None  # default: the folder above checkpoints/
+    run_dir: str | None = None  # default: the run folder, or the folder above checkpoints/
     text_column: str = "text"
     label_column: str | None = "label"  # scored when present in the input
     batch_size: int | None = None  # default: the run's data.eval_batch_size
     device: str = "auto"  # auto | cpu | cuda | cuda:1 ...
     precision: str | None = None  # default: the precision the run tested in (saved in the checkpoint)
-
-
-def load_run(
-    ckpt_path: str | os.PathLike[str], run_dir: str | os.PathLike[str] | None = None
-) -> tuple[torch.nn.Module, list[str], DictConfig]:
-    """The trained network (eval mode, on CPU), its class names and the run's config."""
-    from hydra.utils import instantiate
-
-    ckpt_file = Path(ckpt_path)
-    if not ckpt_file.is_file():
-        raise PredictError(f"ckpt_path={ckpt_path} does not exist; pass <run>/checkpoints/best-*.ckpt")
-    folder = Path(run_dir) if run_dir is not None else ckpt_file.resolve().parent.parent
-    config_file = folder / ".hydra" / "config.yaml"
-    if not config_file.is_file():
-        raise PredictError(
-            f"no .hydra/config.yaml in {folder}; pass run_dir=<the run folder the checkpoint came from>"
-        )
-    cfg = OmegaConf.load(config_file)
-    if not isinstance(cfg, DictConfig):
-        raise PredictError(f"{config_file} is not a run config (a mapping); pass the run folder as run_dir")
-    try:
-        ckpt = torch.load(ckpt_file, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated copy, not a torch file, unsafe pickle
-        raise PredictError(
-            f"cannot read {ckpt_file}: {str(err).splitlines()[0]}; pass a training checkpoint"
-        ) from None
-    if "class_names" not in ckpt or "state_dict" not in ckpt:
-        raise PredictError(f"{ckpt_file} is not a dicebert training checkpoint (no class_names/state_dict)")
-    class_names = [str(c) for c in ckpt["class_names"]]
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(folder)  # was ${hydra:runtime.output_dir}: no Hydra run here
-        # What the run tested in (trainer=default resolves per machine): older checkpoints were float32.
-        cfg.trainer.precision = str(ckpt.get("precision", "32-true"))
-        cfg.model.net.encoder.pretrained = False  # the checkpoint's weights replace any download
-    net = instantiate(cfg.model.net)(num_classes=len(class_names))
-    state = {k[len("net.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-    net.load_state_dict(state, strict=True)
-    return net.eval(), class_names, cfg
+    max_length: int | None = None  # default: the run's (data_summary.json for max_length=auto)
 
 
 def read_input(spec: str, cfg: DictConfig, text_column: str) -> tuple[pd.DataFrame, str | None]:
@@ -102,7 +68,7 @@ def read_input(spec: str, cfg: DictConfig, text_column: str) -> tuple[pd.DataFra
     if text_column not in frame.columns:
         raise PredictError(
             f"column {text_column!r} not in {path} (columns: {', '.join(map(str, frame.columns))}); "
-            "pass text_column=<name>"
+            "pass --text-column <name>"
         )
     return frame, None
 
@@ -140,8 +106,10 @@ def predict_probabilities(
     batch_size: int = 64,
     device: str = "auto",
     precision: str = "32-true",
+    probability: str = "softmax",
 ) -> torch.Tensor:
-    """Softmax probabilities (N × C), tokenized and padded per batch, in the precision of testing."""
+    """Class probabilities (N × C) through the run's ``probability`` function (softmax, or sigmoid
+    for ``seed_dice``), tokenized and padded per batch, in the precision of testing."""
     from transformers import DataCollatorWithPadding
 
     from dicebert.data.tokenization import tokenize
@@ -159,7 +127,7 @@ def predict_probabilities(
         batch = {k: v.to(target) for k, v in batch.items()}
         with torch.autocast(target.type, dtype=dtype, enabled=dtype is not None):
             logits = net(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
-        out.append(logits.float().softmax(-1).cpu())
+        out.append(apply_probability(logits.float(), probability).cpu())
     if not out:
         return torch.empty(0, getattr(net, "num_classes", 0))
     return torch.cat(out)
@@ -180,33 +148,7 @@ def score(probs: torch.Tensor, labels: Sequence[Any], class_names: Sequence[str]
     return to_float_dict(metrics.compute())
 
 
-def predict(options: PredictConfig) -> tuple[Path, dict[str, float] | None]:
-    """Write the predictions file (and ``<output>.metrics.json`` when labels are known)."""
-    net, class_names, cfg = load_run(options.ckpt_path, options.run_dir)
-    frame, split = read_input(options.input, cfg, options.text_column)
-    text_column = "text" if split else options.text_column
-    label_column = "label" if split else options.label_column
-    batch_size = options.batch_size or int(cfg.data.eval_batch_size or cfg.data.batch_size)
-    probs = predict_probabilities(
-        net,
-        frame[text_column].tolist(),
-        str(cfg.data.tokenizer),
-        int(cfg.data.max_length),
-        batch_size,
-        options.device,
-        options.precision or str(cfg.trainer.precision),
-    )
-    result = frame.copy()
-    result["prediction"] = [class_names[i] for i in probs.argmax(-1).tolist()]
-    result["confidence"] = probs.max(-1).values.numpy()
-    for i, name in enumerate(class_names):
-        result[f"prob_{name}"] = probs[:, i].numpy()
-    if options.output:
-        output = Path(options.output)
-    elif split:
-        output = Path(cfg.paths.output_dir) / f"predictions_{split}.csv"
-    else:
-        output = Path(options.input).with_suffix(".predictions.csv")
+def write_table(result: pd.DataFrame, output: Path) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     if output.suffix in (".jsonl", ".json"):
         result.to_json(output, orient="records", lines=True, force_ascii=False)
@@ -214,38 +156,93 @@ def predict(options: PredictConfig) -> tuple[Path, dict[str, float] | None]:
         result.to_parquet(output, index=False)
     else:
         result.to_csv(output, index=False)
+
+
+def prediction_table(probs: torch.Tensor, class_names: Sequence[str]) -> pd.DataFrame:
+    """``prediction``, ``confidence`` and ``prob_<class>`` columns, one row per text."""
+    columns: dict[str, Any] = {
+        "prediction": [class_names[i] for i in probs.argmax(-1).tolist()],
+        "confidence": probs.max(-1).values.numpy(),
+    }
+    columns.update({f"prob_{name}": probs[:, i].numpy() for i, name in enumerate(class_names)})
+    return pd.DataFrame(columns)
+
+
+def predict(options: PredictConfig) -> tuple[Path, dict[str, float] | None]:
+    """Write the predictions file (and ``<output>.metrics.json`` when labels are known)."""
+    run = load_run(options.run, options.run_dir, options.max_length)
+    cfg = run.cfg
+    frame, split = read_input(options.input, cfg, options.text_column)
+    text_column = "text" if split else options.text_column
+    label_column = "label" if split else options.label_column
+    batch_size = options.batch_size or int(cfg.data.eval_batch_size or cfg.data.batch_size)
+    probs = predict_probabilities(
+        run.net,
+        frame[text_column].tolist(),
+        run.tokenizer,
+        run.max_length,
+        batch_size,
+        options.device,
+        options.precision or run.precision,
+        run.probability,
+    )
+    table = prediction_table(probs, run.class_names)
+    result = pd.concat([frame.reset_index(drop=True), table], axis=1)
+    if options.output:
+        output = Path(options.output)
+    elif split:
+        output = run.run_dir / f"predictions_{split}.csv"
+    else:
+        output = Path(options.input).with_suffix(".predictions.csv")
+    write_table(result, output)
     metrics = None
     if label_column and label_column in frame.columns and len(frame):
-        metrics = score(probs, frame[label_column].tolist(), class_names)
+        metrics = score(probs, frame[label_column].tolist(), run.class_names)
         output.with_name(output.stem + ".metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return output, metrics
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dicebert-predict",
+        description="Predict labels and class probabilities with a trained run, for a file or the run's "
+        "own split; a label column is scored with the run's test metrics.",
+    )
+    parser.add_argument("run", help="a run folder (uses its best checkpoint) or a .ckpt file")
+    parser.add_argument(
+        "input", help="a csv/tsv/jsonl/parquet file, or train/val/test (the run's own split, rebuilt)"
+    )
+    parser.add_argument(
+        "--output",
+        help="where to write (csv/jsonl/parquet; default: <input>.predictions.csv, "
+        "or <run>/predictions_<split>.csv)",
+    )
+    parser.add_argument("--run-dir", help="the run folder, when the checkpoint was moved out of it")
+    parser.add_argument("--text-column", default="text", help="the input's text column (default: text)")
+    parser.add_argument(
+        "--label-column", default="label", help="scored when the input has it (default: label)"
+    )
+    parser.add_argument("--batch-size", type=int, help="default: the run's data.eval_batch_size")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1 (default: auto)")
+    parser.add_argument("--precision", help="e.g. 32-true (default: the precision the run tested in)")
+    parser.add_argument("--max-length", type=int, help="tokens per text (default: the run's)")
+    return parser
+
+
 def parse_options(argv: Sequence[str]) -> PredictConfig:
-    """``key=value`` arguments → :class:`PredictConfig`; unknown or missing keys → one clear line."""
-    known = [f.name for f in dataclasses.fields(PredictConfig)]
-    for arg in argv:
-        key = arg.split("=", 1)[0]
-        if "=" not in arg or key not in known:
-            raise PredictError(f"bad argument {arg!r}; use key=value with keys: {', '.join(known)}")
-    merged = OmegaConf.merge(OmegaConf.structured(PredictConfig), OmegaConf.from_dotlist(list(argv)))
-    missing = [k for k in ("ckpt_path", "input") if OmegaConf.is_missing(merged, k)]
-    if missing:
-        raise PredictError(
-            f"{missing[0]} is required: python -m dicebert.predict ckpt_path=<run>/checkpoints/best-*.ckpt "
-            "input=<csv/jsonl file, or test>"
-        )
-    return PredictConfig(**OmegaConf.to_container(merged))  # type: ignore[arg-type]
+    """Command-line arguments → :class:`PredictConfig` (argparse exits with a usage line on bad ones)."""
+    args = build_parser().parse_args(list(argv))
+    return PredictConfig(**vars(args))
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point (``dicebert-predict``)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    options = parse_options(sys.argv[1:] if argv is None else argv)
     try:
-        options = parse_options(sys.argv[1:] if argv is None else argv)
         output, metrics = predict(options)
     except DicebertError as err:  # bad options, data, model or checkpoint: one line
-        raise SystemExit(f"error: {err}") from None
+        return report_error(err)
     print(f"predictions: {output}")
     if metrics is not None:
         print(
@@ -253,7 +250,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"{k}={metrics[f'test/{k}']:.4f}" for k in ("macro_f1", "accuracy", "balanced_accuracy")
             )
         )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
