@@ -81,6 +81,12 @@ def model_card(run: LoadedRun, stock_class: bool) -> str:
     remote = "" if stock_class else ", trust_remote_code=True"
     sigmoid = run.probability == "sigmoid"
     data_source = OmegaConf.select(run.cfg, "data.source._target_", default="?")
+    encoder_cfg = run.cfg.model.net.encoder
+    encoder = f"`{encoder_cfg.name_or_path}`" + (
+        f" with config overrides {dict(encoder_cfg.config_overrides)}"
+        if encoder_cfg.get("config_overrides")
+        else ""
+    )
     lines = [
         "---",
         "library_name: transformers",
@@ -90,8 +96,7 @@ def model_card(run: LoadedRun, stock_class: bool) -> str:
         "",
         f"# {run.run_dir.name}: {len(names)}-class text classifier (loss `{run.loss_name}`)",
         "",
-        "Exported from a [dicebert](https://pypi.org/project/dicebert/) run; everything below is read "
-        "from that run's files.",
+        "Exported from a dicebert run; everything below is read from that run's files.",
         "",
         "## Use",
         "",
@@ -123,7 +128,7 @@ def model_card(run: LoadedRun, stock_class: bool) -> str:
         "## Training",
         "",
         f"- command: `{training_command(run.run_dir)}`",
-        f"- loss: `{run.loss_name}`; seed: {run.cfg.get('seed')}; encoder: `{run.tokenizer}`; "
+        f"- loss: `{run.loss_name}`; seed: {run.cfg.get('seed')}; encoder: {encoder}; "
         f"max_length: {run.max_length}",
         f"- data: `{data_source}`, imbalance ratio: {summary.get('imbalance_ratio')}",
         f"- checkpoint: `{run.checkpoint.name}`",
