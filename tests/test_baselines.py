@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,18 +11,12 @@ import yaml
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from dicebert.baselines import TfidfLogisticRegression, is_baseline, run_baseline
+from dicebert.baselines import TfidfLogisticRegression, is_baseline
 from dicebert.errors import ConfigError
 from dicebert.sweeps.load import load_sweep
 from dicebert.train import train
 
 SMALL = ["data.source.text_field=title", "data.limit_per_class=40", "data.imbalance_ratio=10"]
-
-
-def _run_baseline(cfg: DictConfig) -> dict[str, float]:
-    datamodule = instantiate(cfg.data)
-    datamodule.setup("fit")
-    return run_baseline(cfg, datamodule, cfg.paths.output_dir, time.perf_counter())
 
 
 def _as_job(cfg: DictConfig, job_dir: Path, overrides: list[str]) -> None:
@@ -63,7 +56,7 @@ def test_baselines_write_the_same_keys_and_compare_runs_aggregates_them(
     _as_job(tuned_cfg, sweep / "0", ["model=tiny"])
     for job, model in (("1", "tfidf_lr"), ("2", "frozen_lr")):
         cfg = make_cfg(f"model={model}", *SMALL, "data.max_length=32", fast=False, output_dir=sweep / job)
-        record = _run_baseline(cfg)
+        record = train(cfg)
         _as_job(cfg, sweep / job, [f"model={model}"])
         written = json.loads((sweep / job / "metrics.json").read_text())
         assert written == pytest.approx(record)
@@ -83,12 +76,12 @@ def test_baselines_write_the_same_keys_and_compare_runs_aggregates_them(
 def test_health_flags_fire_on_a_collapsed_baseline_and_not_on_a_healthy_one(
     make_cfg: Callable[..., DictConfig],
 ) -> None:
-    collapsed = _run_baseline(
+    collapsed = train(
         make_cfg("model=tfidf_lr", *SMALL, "model.C=0.0001", "model.class_weight=null", fast=False)
     )
     assert collapsed["health/below_majority_baseline"] == 1
     assert collapsed["health/never_predicted"] >= 1
     balanced = ["data.source.text_field=title", "data.limit_per_class=150", "data.imbalance_ratio=2"]
-    healthy = _run_baseline(make_cfg("model=tfidf_lr", *balanced, fast=False))
+    healthy = train(make_cfg("model=tfidf_lr", *balanced, fast=False))
     assert healthy["health/below_majority_baseline"] == 0
     assert healthy["health/never_predicted"] == 0

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dicebert.train import objective, train
+from dicebert.job import objective
+from dicebert.train import train
 
 
 def validated_steps(run: Path) -> list[int]:

@@ -67,14 +67,16 @@ def test_class_balanced_retraining_lifts_the_rare_classes(headline_features) -> 
 
 
 def test_bad_options_are_refused_in_one_line() -> None:
-    with pytest.raises(ConfigError, match=r"crt\.sampler='balanced' is not one of none, inverse"):
+    with pytest.raises(ConfigError, match=r"callbacks\.crt\.sampler='balanced' is not one of none, inverse"):
         crt(sampler="balanced")
     with pytest.raises(ConfigError, match=r"steps=0"):
         crt(steps=0)
 
 
 def test_crt_run_adds_its_keys(compose_fast, tmp_path: Path) -> None:
-    record = train(compose_fast(tmp_path / "run", "crt=balanced", "crt.steps=50"))
+    # cRT is a callback: it joins callbacks=minimal too, and its options are callbacks.crt.<option>
+    cfg = compose_fast(tmp_path / "run", "crt=balanced", "callbacks=minimal", "callbacks.crt.steps=50")
+    record = train(cfg)
     names = [k.removeprefix("train/count/") for k in record if k.startswith("train/count/")]
     assert len(names) == 5
     per_class = [record[f"crt/test/f1/{name}"] for name in names]

@@ -31,4 +31,4 @@ def test_the_recipe_grid_is_rho_100_and_10_with_five_rotated_seeds(make_cfg) -> 
     assert set(str(params.recipe).split(",")) == set(RECIPES) and len(RECIPES) == 12
     assert str(params["data.imbalance_ratio"]) == "100,10" and str(params.seed) == "0,1,2,3,4"
     assert cfg.data.class_order == "rotate"
-    assert cfg.crt._target_ == "dicebert.crt.ClassifierRetraining"  # cRT beside every recipe
+    assert cfg.callbacks.crt._target_ == "dicebert.crt.ClassifierRetraining"  # cRT beside every recipe

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from dicebert.atomic import atomic_path
@@ -98,3 +99,34 @@ def check_compatible(
             f"checkpoint {path} is from a different model ({len(differing)} mismatched tensors, e.g. "
             f"{differing[0]}); use the model config it was trained with"
         )
+
+
+def resolve_ckpt_path(cfg: Any) -> str | None:
+    """``ckpt_path=last`` → ``<resume_dir or this run folder>/checkpoints/last.ckpt``; a path must exist."""
+    ckpt = cfg.get("ckpt_path")
+    if ckpt != "last":
+        if ckpt is not None and not Path(ckpt).is_file():
+            raise CheckpointMismatchError(
+                f"ckpt_path={ckpt} does not exist; pass a .ckpt file or ckpt_path=last"
+            )
+        return ckpt
+    run_dir = Path(cfg.get("resume_dir") or cfg.paths.output_dir)
+    path = run_dir / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        raise CheckpointMismatchError(
+            f"ckpt_path=last: no checkpoints/last.ckpt in {run_dir}; "
+            "point resume_dir (or hydra.run.dir) at the run folder"
+        )
+    return str(path)
+
+
+def best_checkpoint(trainer: Any) -> tuple[str | None, float | None]:
+    """Path and score of the best checkpoint so far (None, None without one to test).
+
+    The best-so-far callback is the one with a monitor; the resume point (last.ckpt) has none.
+    """
+    monitored = [c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.monitor]
+    if not monitored:
+        return None, None
+    score = monitored[0].best_model_score
+    return monitored[0].best_model_path or None, None if score is None else float(score)

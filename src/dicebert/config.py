@@ -156,3 +156,14 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
         for entry in group.values()
         if isinstance(entry, DictConfig) and "_target_" in entry
     ]
+
+
+def log_hyperparameters(loggers: list[Any], cfg: DictConfig) -> None:
+    """Give every logger the resolved run config (what a dashboard filters and groups runs by)."""
+    hparams = {
+        str(key): OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
+        for key, value in cfg.items()
+        if key != "hydra"  # only in composed test configs (needs Hydra's runtime to resolve)
+    }
+    for logger in loggers:
+        logger.log_hyperparams(hparams)

@@ -12,14 +12,21 @@ tensors in about a second; a Trainer would run the encoder again on every step.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import Callback
 from sklearn.metrics import f1_score
 from torch import Tensor, nn
 
 from dicebert.data.datamodule import TextClassificationDataModule
 from dicebert.data.sampling import SAMPLERS, build_sampler
 from dicebert.errors import ConfigError
+from dicebert.metrics import macro_f1
+
+if TYPE_CHECKING:
+    from dicebert.reporting.finish import FinishedRun
 
 
 @torch.no_grad()
@@ -49,11 +56,14 @@ def pooled_features(net: nn.Module, loader: torch.utils.data.DataLoader) -> tupl
 def _macro_f1(head: nn.Linear, x: Tensor, y: Tensor, num_classes: int) -> float:
     with torch.no_grad():
         predictions = head(x).argmax(1)
-    return float(f1_score(y, predictions, labels=list(range(num_classes)), average="macro", zero_division=0))
+    return macro_f1(y.numpy(), predictions.numpy(), num_classes)
 
 
-class ClassifierRetraining:
+class ClassifierRetraining(Callback):
     """cRT's stage two: a fresh linear head on frozen features, class-balanced batches, best val step.
+
+    A callback (``crt=balanced`` puts it in ``callbacks.crt``) that runs when the run finishes, on
+    the tested weights' encoder, and adds the ``crt/*`` keys to ``metrics.json``.
 
     ``steps`` optimizer steps of ``batch_size`` features drawn by ``sampler`` (default ``inverse``:
     probability ∝ 1/n_c, every class equally often; ``none`` is instance-balanced re-training, the
@@ -66,11 +76,11 @@ class ClassifierRetraining:
     ) -> None:
         if steps < 1 or batch_size < 1 or eval_every < 1 or lr <= 0:
             raise ConfigError(
-                f"crt: steps, batch_size and eval_every must be >= 1 and lr > 0; got "
+                f"callbacks.crt: steps, batch_size and eval_every must be >= 1 and lr > 0; got "
                 f"steps={steps} batch_size={batch_size} eval_every={eval_every} lr={lr}"
             )
         if sampler not in SAMPLERS:
-            raise ConfigError(f"crt.sampler={sampler!r} is not one of {', '.join(SAMPLERS)}")
+            raise ConfigError(f"callbacks.crt.sampler={sampler!r} is not one of {', '.join(SAMPLERS)}")
         self.steps, self.batch_size, self.lr, self.eval_every = steps, batch_size, lr, eval_every
         self.sampler, self.seed = sampler, seed
 
@@ -120,3 +130,9 @@ class ClassifierRetraining:
         }
         out.update({f"crt/test/f1/{name}": float(per_class[i]) for i, name in enumerate(class_names)})
         return out
+
+    def metrics_record(self, run: FinishedRun) -> dict[str, float]:
+        """Stage two on the tested run (single process; a baseline has no encoder to re-train on)."""
+        if run.module is None or not run.single_process:
+            return {}
+        return self(run.module.net, run.datamodule)

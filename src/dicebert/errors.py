@@ -71,6 +71,16 @@ def require_extra(module: str, extra: str, feature: str) -> ModuleType:
         ) from None
 
 
+def find_user_error(err: BaseException) -> DicebertError | None:
+    """The first :class:`DicebertError` in the chain (Hydra wraps target errors in InstantiationException)."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, DicebertError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def one_line(err: BaseException) -> str:
     """``Type: message`` with the message's lines joined by ``; `` (entry points print this)."""
     detail = "; ".join(line.strip() for line in str(err).strip().splitlines() if line.strip())

@@ -105,3 +105,17 @@ def run_prior(record: Mapping[str, Any], class_names: Sequence[str]) -> list[flo
             value = record[f"train/count/{name}"]
         prior.append(float(value))
     return prior
+
+
+def training_prior(datamodule: Any) -> tuple[list[float], bool]:
+    """The class counts a set-up DataModule's batches show the model, and whether its sampler changed them.
+
+    Priors, margins and weights come from these (:func:`effective_class_counts` of its ``sampler``
+    and class covering); when they differ from the raw counts the run records them
+    (``train/prior_count/*``) for the post-hoc adjustment.
+    """
+    cover = datamodule.batch_size if getattr(datamodule, "cover_classes", False) else None
+    prior = effective_class_counts(
+        datamodule.class_counts, datamodule.sampler, datamodule.sampler_beta, cover_batch_size=cover
+    )
+    return prior, datamodule.sampler != "none" or cover is not None

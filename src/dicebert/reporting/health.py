@@ -8,12 +8,20 @@ history into ``health/...`` flags (for ``metrics.json`` and sweep reports) and p
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from lightning.pytorch.callbacks import Callback
+
+from dicebert.metrics import macro_f1_from_confusion
+
+if TYPE_CHECKING:
+    from dicebert.reporting.finish import FinishedRun
+
+log = logging.getLogger("dicebert")
 
 #: The flags :func:`check_health` always writes (1.0 = the problem is there, except the counts).
 FLAGS = (
@@ -36,23 +44,12 @@ class Health:
         return not self.warnings
 
 
-def macro_f1_from_confusion(confusion: np.ndarray) -> float:
-    """Macro-F1 over the classes present in the test labels (rows: true, columns: predicted)."""
-    confusion = np.asarray(confusion, dtype=float)
-    tp = np.diag(confusion)
-    support, predicted = confusion.sum(1), confusion.sum(0)
-    denom = support + predicted
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    return float(f1[support > 0].mean())
-
-
 def majority_baseline_macro_f1(test_support: Sequence[int], majority: int) -> float:
     """Test macro-F1 of predicting class ``majority`` (the training split's largest) for every text."""
     support = np.asarray(test_support, dtype=float)
-    present = support > 0
-    precision = support[majority] / support.sum()
-    f1_majority = 2 * precision / (precision + 1) if support[majority] > 0 else 0.0
-    return float(f1_majority / present.sum())
+    confusion = np.zeros((len(support), len(support)))
+    confusion[:, majority] = support  # every text predicted as the majority class
+    return macro_f1_from_confusion(confusion)
 
 
 def check_health(
@@ -111,7 +108,11 @@ def check_health(
 
 
 class ValMacroF1History(Callback):
-    """Val macro-F1 after every validation (sanity checks excluded), for :func:`check_health`."""
+    """The health diagnostic (``callbacks.health``): val macro-F1 after every validation, then the flags.
+
+    Records val macro-F1 after every validation (sanity checks excluded); when the run finishes,
+    :meth:`metrics_record` adds :func:`check_health`'s ``health/...`` flags and logs its warnings.
+    """
 
     def __init__(self, monitor: str = "val/macro_f1") -> None:
         self.monitor = monitor
@@ -130,3 +131,10 @@ class ValMacroF1History(Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.values = list(state_dict.get("values", []))
+
+    def metrics_record(self, run: FinishedRun) -> dict[str, float]:
+        """The ``health/...`` flags of the tested run; its warnings go to the log."""
+        health = check_health(run.confusion, run.class_names, run.class_counts, self.values)
+        for line in health.warnings:
+            log.warning(line)
+        return health.flags

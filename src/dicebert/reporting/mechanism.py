@@ -13,15 +13,18 @@ reports instead of leaving it to guesswork:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
 from torch import Tensor, nn
 
+if TYPE_CHECKING:
+    from dicebert.reporting.finish import FinishedRun
+
 
 class ClassSignalMonitor(L.Callback):
-    """Accumulates batch presence and logit-gradient mass per class during training."""
+    """``callbacks.mechanism``: batch presence and logit-gradient mass per class, over the whole fit."""
 
     def __init__(self) -> None:
         self._hook: Any = None
@@ -78,3 +81,7 @@ class ClassSignalMonitor(L.Callback):
             share = self.grad_mass / self.grad_mass.sum()
             out.update({f"train/grad_share/{c}": float(v) for c, v in zip(class_names, share, strict=True)})
         return out
+
+    def metrics_record(self, run: FinishedRun) -> dict[str, float]:
+        """:meth:`metrics` for the finished run (empty for a baseline: it took no training step)."""
+        return self.metrics(run.class_names)
