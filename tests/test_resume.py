@@ -172,6 +172,7 @@ def test_slurm_signal_saves_a_checkpoint_that_the_requeued_job_resumes(tmp_path:
     assert requeued.returncode == 0, requeued.stderr[-3000:]
     assert json.loads((run / ACTION_FILE).read_text())["action"] == "resumed"
     assert "skipped the 3 batches of epoch 0" in requeued.stdout, requeued.stdout[-3000:]
+    assert "your dataloader is not resumable" not in requeued.stderr  # answered: no misleading warning
 
     # Resumed mid-epoch, it ends with the metrics of the run that was never interrupted.
     plain = run_train([*TINY, f"hydra.run.dir={tmp_path}/plain"], tmp_path)

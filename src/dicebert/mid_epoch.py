@@ -13,6 +13,7 @@ the skip, so dropout masks continue as they would have.
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 import lightning as L
@@ -64,5 +65,7 @@ class ResumeMidEpoch(L.Callback):
             next(iterator)
         if self._rng_states is not None:
             restore_rng_states(self._rng_states)
+        # Lightning's warning that a mid-epoch resume "can cause unreliable results" is answered here.
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before")
         epoch = trainer.current_epoch
         log.info("resumed mid-epoch: skipped the %d batches of epoch %d already trained on", done, epoch)
