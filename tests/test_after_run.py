@@ -61,6 +61,7 @@ def test_the_run_resolved_max_length_auto_and_keeps_only_a_weights_only_best(own
     assert load_run(own_data_run).max_length == summary["max_length"]["value"]
 
 
+@pytest.mark.slow
 def test_predict_cli_on_the_run_folder(own_data_run: Path, tmp_path: Path) -> None:
     """The installed command's module on a run folder (``max_length=auto`` read from its outputs)."""
     new = tmp_path / "new.csv"
@@ -165,6 +166,7 @@ def pipeline_probabilities(folder: Path, texts: list[str], tmp: Path, remote: bo
     return json.loads((tmp / "out.json").read_text())
 
 
+@pytest.mark.slow
 def test_export_loads_in_a_plain_pipeline_and_matches_the_run(
     own_data_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -214,6 +216,7 @@ def test_model_card_shows_the_runs_figures(own_data_run: Path, tmp_path: Path) -
         assert "## Warnings" in card and "never correctly predicts" in card
 
 
+@pytest.mark.slow
 def test_a_pooler_run_with_sigmoid_probabilities_exports_to_the_stock_class(tmp_path: Path) -> None:
     """BERT's pooler + linear head is stock BertForSequenceClassification; seed_dice's sigmoids carry over."""
     run = files_run(

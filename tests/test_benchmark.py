@@ -113,6 +113,7 @@ def test_hf_trainer_side_gets_the_same_initial_weights_and_work(tmp_path: Path) 
     assert result["trainer_ratio"] == pytest.approx(ratio)
 
 
+@pytest.mark.slow
 def test_benchmark_smoke_produces_its_table_and_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -37,6 +37,7 @@ def test_each_command_prints_its_help(command: str, capsys: pytest.CaptureFixtur
     assert exc.value.code == 0 and out.startswith("usage: ") and "positional arguments:" in out
 
 
+@pytest.mark.slow
 def test_train_prints_its_help() -> None:
     """Hydra's help, through ``python -m`` as the installed script calls it."""
     done = subprocess.run(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -48,6 +49,7 @@ def _rank(rank: int, world: int, init: str, out: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_every_batch_level_loss_on_two_ranks_matches_one_device(tmp_path: Path) -> None:
     batch_level = {name for name, cls in LOSSES.items() if cls.batch_level and name not in ALIASES}
     assert {name for name, _ in CASES} == batch_level  # a new batch-level loss joins this test

@@ -123,6 +123,7 @@ def test_a_bf16_run_on_a_cpu_without_bf16_is_predicted_in_float32(
     assert fallback == fp32
 
 
+@pytest.mark.slow
 def test_cli_predicts_a_jsonl_file_without_labels(trained_run: Path, tmp_path: Path) -> None:
     source = tmp_path / "new.jsonl"
     rows = [

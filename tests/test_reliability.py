@@ -182,6 +182,7 @@ def test_a_missing_optional_package_names_its_extra(monkeypatch: pytest.MonkeyPa
         check_optional_targets(OmegaConf.create({"logger": {"tb": {"_target_": TENSORBOARD}}}))
 
 
+@pytest.mark.slow
 def test_cli_unknown_group_exits_nonzero_with_one_line(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "train.py", "loss=nope", f"hydra.run.dir={tmp_path}/r"],
@@ -240,6 +241,7 @@ def _run(args: list[str], env_cache: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     full = _run([*RESUMABLE, f"hydra.run.dir={tmp_path}/full"], cache)
@@ -357,6 +359,7 @@ def test_nan_loss_skip_leaves_weights_untouched() -> None:
 
 
 # ------------------------------------------------------------------------------------------ DDP
+@pytest.mark.slow
 def test_ddp_cpu_two_processes_one_run_folder(tmp_path: Path) -> None:
     cache, record = tmp_path / "cache", tmp_path / "ranks"
     common = [
@@ -403,6 +406,7 @@ def test_ddp_cpu_two_processes_one_run_folder(tmp_path: Path) -> None:
     assert a["test/macro_f1"] == pytest.approx(b["test/macro_f1"], abs=0.15)
 
 
+@pytest.mark.slow
 def test_ddp_cpu_group_by_length_gives_each_rank_a_grouped_shard(tmp_path: Path) -> None:
     """Lightning re-creates our batch sampler around its distributed sampler: check it really does."""
     common = [

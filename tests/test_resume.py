@@ -71,6 +71,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp / "sweep"
 
 
+@pytest.mark.slow
 def test_sigkilled_sweep_resumes_to_the_uninterrupted_result(tmp_path: Path, reference: Path) -> None:
     sweep, marker = tmp_path / "sweep", tmp_path / "marker"
     args = [*GRID, *TINY, *killer(8, "1", marker), f"hydra.sweep.dir={sweep}"]
@@ -99,6 +100,7 @@ def test_sigkilled_sweep_resumes_to_the_uninterrupted_result(tmp_path: Path, ref
                 assert float(got[job][key]) == pytest.approx(float(value), abs=1e-6), (job, key)
 
 
+@pytest.mark.slow
 def test_resume_with_a_changed_config_is_refused_before_anything_runs(
     tmp_path: Path, reference: Path
 ) -> None:
@@ -118,12 +120,14 @@ def test_resume_with_a_changed_config_is_refused_before_anything_runs(
     assert not list(reference.glob(f"*/{ACTION_FILE}"))
 
 
+@pytest.mark.slow
 def test_resume_of_a_folder_without_jobs_is_refused(tmp_path: Path) -> None:
     done = run_train([*GRID, *TINY, f"hydra.sweep.dir={tmp_path}/empty", "sweep_resume=true"], tmp_path)
     assert done.returncode != 0
     assert "holds no jobs of an earlier sweep" in done.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_interrupted_optuna_search_resumes_to_the_configured_trial_count(tmp_path: Path) -> None:
     import optuna
 
@@ -153,6 +157,7 @@ def test_interrupted_optuna_search_resumes_to_the_configured_trial_count(tmp_pat
     assert sorted(p.parent.name for p in sweep.glob("*/metrics.json")) == ["0", "2", "3"]  # none reused
 
 
+@pytest.mark.slow
 def test_slurm_signal_saves_a_checkpoint_that_the_requeued_job_resumes(tmp_path: Path) -> None:
     run = tmp_path / "run"
     args = [

@@ -52,6 +52,7 @@ def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp / "sweep"
 
 
+@pytest.mark.slow
 def test_multirun_keeps_going_past_failed_jobs(sweep_dir: Path) -> None:
     jobs = sorted((p for p in sweep_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
     assert len(jobs) == 12
@@ -64,6 +65,7 @@ def test_multirun_keeps_going_past_failed_jobs(sweep_dir: Path) -> None:
         assert error.startswith("DataError") and "imbalance_ratio must be >= 1" in error
 
 
+@pytest.mark.slow
 def test_the_sweep_writes_its_own_comparison(sweep_dir: Path) -> None:
     """The experiment's callback: one command from grid to report."""
     for name in ["summary.csv", "cells.csv", "report.md", "macro_f1_vs_rho.png", "confusion_matrices.png"]:
@@ -95,6 +97,7 @@ def test_throughput_spans_each_folder_and_leaves_out_skipped_jobs(tmp_path: Path
     assert sweep_throughput([tmp_path / "a" / "0"]) is None  # no finished job below it
 
 
+@pytest.mark.slow
 def test_aggregation_rows_and_n_per_cell(sweep_dir: Path) -> None:
     sweep = load_sweep(sweep_dir)
     assert sweep.method_keys == ["loss"] and sweep.baseline == "ce" and sweep.methods == ["ce", "dice"]
@@ -124,12 +127,14 @@ def test_aggregation_rows_and_n_per_cell(sweep_dir: Path) -> None:
     assert (sweep_dir / "again" / "summary.csv").read_text() == (sweep_dir / "summary.csv").read_text()
 
 
+@pytest.mark.slow
 def test_jobs_are_tagged_with_their_sweep(sweep_dir: Path) -> None:
     cfg = OmegaConf.load(sweep_dir / "0" / ".hydra" / "config.yaml")
     assert cfg.task_name == "loss_vs_imbalance"
     assert cfg.tags == ["${task_name}", "${loss.name}", "rho=${data.imbalance_ratio}", "seed=${seed}"]
 
 
+@pytest.mark.slow
 def test_notebook_runs_on_the_sweep(sweep_dir: Path) -> None:
     import nbformat
     from nbclient import NotebookClient
@@ -149,6 +154,7 @@ def test_notebook_runs_on_the_sweep(sweep_dir: Path) -> None:
     assert "data.imbalance_ratio must be" in text  # the failed runs are shown too
 
 
+@pytest.mark.slow
 def test_a_bad_choice_in_a_sweep_list_runs_nothing(tmp_path: Path) -> None:
     done = run_cli(
         ["-m", "experiment=loss_vs_imbalance", "loss=ce,nope", *SMALL, f"hydra.sweep.dir={tmp_path}/s"],
@@ -225,6 +231,7 @@ def test_optuna_configs_compose(make_cfg, search: str) -> None:
         assert cfg.loss.name == "focal" and "loss.gamma" in sweeper.params
 
 
+@pytest.mark.slow
 def test_optuna_search_runs_and_reads_the_val_metric(tmp_path: Path) -> None:
     done = run_cli(
         [

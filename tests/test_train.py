@@ -169,6 +169,7 @@ def test_same_seed_same_metrics(make_cfg, tmp_path: Path) -> None:
     assert strip(first) == strip(second)
 
 
+@pytest.mark.slow
 def test_cli_runs_from_the_repository_root(tmp_path: Path) -> None:
     """The literal command shape of the README: `python train.py <overrides>` in the repo root."""
     overrides = ["debug=fast", f"hydra.run.dir={tmp_path}/run"]
@@ -183,6 +184,7 @@ def test_cli_runs_from_the_repository_root(tmp_path: Path) -> None:
     assert "CONFIG" in tree and "limit_per_class: 12" in tree and "max_epochs: 1" in tree
 
 
+@pytest.mark.slow
 def test_cli_bad_loss_is_one_clear_line(tmp_path: Path) -> None:
     done = subprocess.run(
         [
