@@ -267,8 +267,12 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path: Path) -> 
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     a = json.loads((tmp_path / "full" / "metrics.json").read_text())
     b = json.loads((crash / "metrics.json").read_text())
+    # A resume from an epoch-end last.ckpt restores the weights, optimizer, RNG and sampler, so every
+    # score matches; the training diagnostics accumulated over the lost half epoch are not restored
+    # (documented in docs/sweeps.md, "Limits"; a mid-epoch SLURM resume restores them too).
+    not_restored = ("time/", "train/presence/", "train/grad_share/", "health/val_never_improved")
     for key in a:
-        if not key.startswith("time/"):
+        if not key.startswith(not_restored):
             assert b[key] == pytest.approx(a[key], abs=1e-6), key  # tolerance: float32 round-off only
 
 

@@ -101,7 +101,7 @@ def rejection_rate(
     ``p_value(diffs [n_sims, k], collapsed [n_sims])`` → p ``[n_sims]``.
     """
     a, b, collapsed = simulate(model, k, n_sims, effect, seed)
-    return float(np.mean(p_value(a - b, collapsed.any(-1)) <= ALPHA))
+    return float(np.mean(p_value(a - b, np.asarray(collapsed.any(-1))) <= ALPHA))
 
 
 def table(ks: Sequence[int] = (3, 5, 10), n_sims: int = 4000, effects: Sequence[float] = (0.02, 0.04)) -> str:
