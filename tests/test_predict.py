@@ -16,35 +16,17 @@ from conftest import FAST  # tests/ is on sys.path (pytest's prepend import mode
 from dicebert import hardware
 from dicebert.hardware import ALLOW_SLOW_BF16, CpuFeatures
 from dicebert.predict import PredictConfig, PredictError, main, parse_options, predict
-from dicebert.train import train
+from tests.helpers.runs import train_saved_run
 
 
 def finished_run(out: Path, *overrides: str) -> Path:
     """One finished run with checkpoints (tiny model, two epochs), its config saved as Hydra does."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf, open_dict
-
-    from dicebert.train import config_dir
-
     with pytest.MonkeyPatch.context() as env:
         env.setenv("DICEBERT_CACHE", str(out.parent / "cache"))
         env.setenv("HF_HUB_OFFLINE", "1")
         env.setenv(ALLOW_SLOW_BF16, "1")  # the tiny model is cheap in bf16 even where it is emulated
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-            base = [*FAST, "loss=ce", "trainer.max_epochs=2", "data.imbalance_ratio=1"]
-            cfg = compose("train", overrides=[*base, *overrides], return_hydra_config=True)
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(out)
-            cfg.hydra.runtime.output_dir = str(out)
-        HydraConfig.instance().set_config(cfg)
-        (out / ".hydra").mkdir(parents=True)
-        OmegaConf.save({k: v for k, v in cfg.items() if k != "hydra"}, out / ".hydra" / "config.yaml")
-        train(cfg)
-        GlobalHydra.instance().clear()
-    return out
+        base = [*FAST, "loss=ce", "trainer.max_epochs=2", "data.imbalance_ratio=1"]
+        return train_saved_run([*base, *overrides], out)
 
 
 @pytest.fixture(scope="module")
