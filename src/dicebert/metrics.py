@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from sklearn.metrics import confusion_matrix
 from torchmetrics import ClasswiseWrapper, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
@@ -63,12 +64,6 @@ def f1_from_counts(
     return f1, denom > 0
 
 
-def f1_from_confusion(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`f1_from_counts` of a confusion matrix (rows true, columns predicted)."""
-    confusion = np.asarray(confusion, dtype=float)
-    return f1_from_counts(np.diag(confusion), confusion.sum(1), confusion.sum(0))
-
-
 def macro_f1_from_counts(tp: np.ndarray, support: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     """Macro-F1 over the last axis under the project's one definition (module docstring)."""
     f1, scored = f1_from_counts(tp, support, predicted)
@@ -81,12 +76,6 @@ def macro_f1_from_confusion(confusion: np.ndarray) -> float:
     return float(macro_f1_from_counts(np.diag(confusion), confusion.sum(1), confusion.sum(0)))
 
 
-def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
-    """``[C, C]`` counts, rows true, columns predicted."""
-    index = np.asarray(labels, dtype=np.int64) * num_classes + np.asarray(predictions, dtype=np.int64)
-    return np.bincount(index, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
-
-
 def macro_f1(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> float:
     """Macro-F1 of integer predictions, the same number torchmetrics' macro F1 gives in training."""
-    return macro_f1_from_confusion(confusion_matrix(labels, predictions, num_classes))
+    return macro_f1_from_confusion(confusion_matrix(labels, predictions, labels=range(num_classes)))
